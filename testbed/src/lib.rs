@@ -1,0 +1,1 @@
+//! Test support: a local kubelet stand-in (placeholder).
