@@ -1,1 +1,27 @@
-//! ferrocache node.
+//! ferrocache node: a Redis-compatible cache server.
+//!
+//! # Layout
+//! - [`config`]: settings from the command line, a config file and CONFIG SET.
+//! - [`protocol`]: RESP request parsing (in place, resumable) and reply encoding.
+//! - [`server`]: accepting connections; each connection executes its pipelined
+//!   commands as one batch under the store lock.
+//! - [`client`]: per-connection state (db, protocol, MULTI queue, WATCH).
+//! - [`cmd`]: the command table, dispatcher and one module per command family.
+//! - [`storage`]: the keyspace (16 databases of sharded hash tables), value
+//!   types, expiry, eviction, WATCH and blocked-client registries.
+//! - [`alloc`]: the counting jemalloc allocator behind `used_memory`.
+//! - [`util`]: Redis's number parsing and formatting rules, glob matching.
+//!
+//! The request path: `server` reads bytes, `protocol::request` splits them
+//! into argument slices without copying, `cmd::execute` checks and dispatches,
+//! a handler reads and writes `storage` through `Store`'s methods and writes
+//! its reply with `protocol::Reply`.
+
+pub mod alloc;
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod protocol;
+pub mod server;
+pub mod storage;
+pub mod util;

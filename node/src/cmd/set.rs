@@ -1,0 +1,5 @@
+//! set commands (placeholder: filled in by the set commands work).
+
+use super::Command;
+
+pub static COMMANDS: &[Command] = &[];

@@ -1,0 +1,414 @@
+//! Incremental request parser.
+//!
+//! Requests are parsed in place: a parsed command is a list of byte ranges into
+//! the connection's read buffer, so the hot path allocates nothing. Multibulk
+//! parsing is resumable: a command that arrives over many reads is not
+//! re-scanned from its start each time. Inline commands are unescaped in place
+//! (unescaping only ever shrinks text), so they share the same representation.
+
+use std::ops::Range;
+
+/// Longest inline command or multibulk/bulk header line, as Redis's
+/// `PROTO_INLINE_MAX_SIZE`.
+pub const INLINE_MAX_SIZE: usize = 64 * 1024;
+/// Largest multibulk element count accepted.
+pub const MAX_MULTIBULK_COUNT: i64 = 1024 * 1024 * 1024;
+
+/// A protocol violation; the connection answers with the message and closes,
+/// as Redis does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("Protocol error: invalid multibulk length")]
+    InvalidMultibulkLength,
+    #[error("Protocol error: invalid bulk length")]
+    InvalidBulkLength,
+    #[error("Protocol error: expected '$', got '{0}'")]
+    ExpectedBulk(char),
+    #[error("Protocol error: too big inline request")]
+    InlineTooBig,
+    #[error("Protocol error: too big mbulk count string")]
+    MultibulkCountTooBig,
+    #[error("Protocol error: too big bulk count string")]
+    BulkCountTooBig,
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
+}
+
+#[derive(Debug, Default)]
+struct MultibulkProgress {
+    /// Elements still to read.
+    remaining: usize,
+    /// Length of the bulk whose header was read, if any.
+    bulk_len: Option<usize>,
+}
+
+/// Parses requests out of a growing buffer.
+#[derive(Debug)]
+pub struct RequestParser {
+    /// Offset of the next unparsed byte.
+    position: usize,
+    /// Argument ranges of the command being parsed.
+    args: Vec<Range<usize>>,
+    multibulk: Option<MultibulkProgress>,
+    max_bulk_len: usize,
+}
+
+impl RequestParser {
+    pub fn new(max_bulk_len: usize) -> Self {
+        Self {
+            position: 0,
+            args: Vec::with_capacity(8),
+            multibulk: None,
+            max_bulk_len,
+        }
+    }
+
+    pub fn set_max_bulk_len(&mut self, max_bulk_len: usize) {
+        self.max_bulk_len = max_bulk_len;
+    }
+
+    /// Offset of the first byte not yet consumed by a completed command.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// Bytes still needed before the pending bulk string is complete, so the
+    /// caller can reserve room for big values in one step.
+    pub fn pending_bulk_bytes(&self, buffer_len: usize) -> usize {
+        match &self.multibulk {
+            Some(MultibulkProgress {
+                bulk_len: Some(len),
+                ..
+            }) => (self.position + len + 2).saturating_sub(buffer_len),
+            _ => 0,
+        }
+    }
+
+    /// Tells the parser that the first `consumed` bytes of the buffer were
+    /// dropped; pending offsets are rebased.
+    pub fn discard_prefix(&mut self, consumed: usize) {
+        self.position -= consumed;
+        for range in &mut self.args {
+            range.start -= consumed;
+            range.end -= consumed;
+        }
+    }
+
+    /// Parses the next complete command. Returns `Ok(Some(args))` with ranges
+    /// into `buffer`, `Ok(None)` when more bytes are needed. An empty command
+    /// (blank inline line, `*0`) yields an empty slice, which callers skip.
+    pub fn next_command(&mut self, buffer: &mut [u8]) -> Result<Option<&[Range<usize>]>, ParseError> {
+        if self.multibulk.is_none() {
+            self.args.clear();
+            if self.position >= buffer.len() {
+                return Ok(None);
+            }
+            if buffer[self.position] != b'*' {
+                return self.parse_inline(buffer);
+            }
+            let Some(line_end) = find_crlf(buffer, self.position) else {
+                if buffer.len() - self.position > INLINE_MAX_SIZE {
+                    return Err(ParseError::MultibulkCountTooBig);
+                }
+                return Ok(None);
+            };
+            let count = parse_length(&buffer[self.position + 1..line_end])
+                .filter(|count| *count <= MAX_MULTIBULK_COUNT)
+                .ok_or(ParseError::InvalidMultibulkLength)?;
+            self.position = line_end + 2;
+            if count <= 0 {
+                return Ok(Some(&self.args[..0]));
+            }
+            let count = count as usize;
+            self.args.reserve(count.min(1024));
+            self.multibulk = Some(MultibulkProgress {
+                remaining: count,
+                bulk_len: None,
+            });
+        }
+        loop {
+            let Some(progress) = self.multibulk.as_mut() else {
+                return Ok(None);
+            };
+            if progress.remaining == 0 {
+                self.multibulk = None;
+                return Ok(Some(&self.args));
+            }
+            match progress.bulk_len {
+                None => {
+                    if self.position >= buffer.len() {
+                        return Ok(None);
+                    }
+                    if buffer[self.position] != b'$' {
+                        return Err(ParseError::ExpectedBulk(buffer[self.position] as char));
+                    }
+                    let Some(line_end) = find_crlf(buffer, self.position) else {
+                        if buffer.len() - self.position > INLINE_MAX_SIZE {
+                            return Err(ParseError::BulkCountTooBig);
+                        }
+                        return Ok(None);
+                    };
+                    let len = parse_length(&buffer[self.position + 1..line_end])
+                        .filter(|len| *len >= 0 && (*len as u64) <= self.max_bulk_len as u64)
+                        .ok_or(ParseError::InvalidBulkLength)?;
+                    self.position = line_end + 2;
+                    progress.bulk_len = Some(len as usize);
+                }
+                Some(len) => {
+                    if buffer.len() < self.position + len + 2 {
+                        return Ok(None);
+                    }
+                    self.args.push(self.position..self.position + len);
+                    self.position += len + 2;
+                    progress.bulk_len = None;
+                    progress.remaining -= 1;
+                }
+            }
+        }
+    }
+
+    fn parse_inline(&mut self, buffer: &mut [u8]) -> Result<Option<&[Range<usize>]>, ParseError> {
+        let start = self.position;
+        let Some(newline) = memchr::memchr(b'\n', &buffer[start..]).map(|offset| start + offset) else {
+            if buffer.len() - start > INLINE_MAX_SIZE {
+                return Err(ParseError::InlineTooBig);
+            }
+            return Ok(None);
+        };
+        let mut end = newline;
+        if end > start && buffer[end - 1] == b'\r' {
+            end -= 1;
+        }
+        self.position = newline + 1;
+        split_inline_args(buffer, start, end, &mut self.args)?;
+        Ok(Some(&self.args))
+    }
+}
+
+fn find_crlf(buffer: &[u8], from: usize) -> Option<usize> {
+    let mut search = from;
+    loop {
+        let offset = memchr::memchr(b'\r', &buffer[search..])?;
+        let at = search + offset;
+        if at + 1 >= buffer.len() {
+            return None;
+        }
+        if buffer[at + 1] == b'\n' {
+            return Some(at);
+        }
+        search = at + 1;
+    }
+}
+
+fn parse_length(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes.len() > 19 {
+        return None;
+    }
+    let (negative, digits) = if bytes[0] == b'-' { (true, &bytes[1..]) } else { (false, bytes) };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + i64::from(digit - b'0');
+    }
+    Some(if negative { -value } else { value })
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Splits an inline command line like `sdssplitargs`, unescaping in place.
+fn split_inline_args(
+    buffer: &mut [u8],
+    start: usize,
+    end: usize,
+    args: &mut Vec<Range<usize>>,
+) -> Result<(), ParseError> {
+    let mut read = start;
+    let mut write = start;
+    loop {
+        while read < end && buffer[read].is_ascii_whitespace() {
+            read += 1;
+        }
+        if read >= end {
+            return Ok(());
+        }
+        let arg_start = write;
+        let mut in_double = false;
+        let mut in_single = false;
+        loop {
+            if in_double {
+                if read >= end {
+                    return Err(ParseError::UnbalancedQuotes);
+                }
+                let byte = buffer[read];
+                if byte == b'\\' && read + 3 < end && buffer[read + 1] == b'x' {
+                    if let (Some(high), Some(low)) = (hex_value(buffer[read + 2]), hex_value(buffer[read + 3])) {
+                        buffer[write] = high * 16 + low;
+                        write += 1;
+                        read += 4;
+                        continue;
+                    }
+                }
+                if byte == b'\\' && read + 1 < end {
+                    let escaped = match buffer[read + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    };
+                    buffer[write] = escaped;
+                    write += 1;
+                    read += 2;
+                } else if byte == b'"' {
+                    read += 1;
+                    // A closing quote must be followed by a space or the end.
+                    if read < end && !buffer[read].is_ascii_whitespace() {
+                        return Err(ParseError::UnbalancedQuotes);
+                    }
+                    break;
+                } else {
+                    buffer[write] = byte;
+                    write += 1;
+                    read += 1;
+                }
+            } else if in_single {
+                if read >= end {
+                    return Err(ParseError::UnbalancedQuotes);
+                }
+                let byte = buffer[read];
+                if byte == b'\\' && read + 1 < end && buffer[read + 1] == b'\'' {
+                    buffer[write] = b'\'';
+                    write += 1;
+                    read += 2;
+                } else if byte == b'\'' {
+                    read += 1;
+                    if read < end && !buffer[read].is_ascii_whitespace() {
+                        return Err(ParseError::UnbalancedQuotes);
+                    }
+                    break;
+                } else {
+                    buffer[write] = byte;
+                    write += 1;
+                    read += 1;
+                }
+            } else {
+                if read >= end {
+                    break;
+                }
+                match buffer[read] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => {
+                        in_double = true;
+                        read += 1;
+                    }
+                    b'\'' => {
+                        in_single = true;
+                        read += 1;
+                    }
+                    byte => {
+                        buffer[write] = byte;
+                        write += 1;
+                        read += 1;
+                    }
+                }
+            }
+        }
+        args.push(arg_start..write);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ParseError> {
+        let mut buffer = input.to_vec();
+        let mut parser = RequestParser::new(512 * 1024 * 1024);
+        let mut commands = Vec::new();
+        while let Some(ranges) = parser.next_command(&mut buffer)? {
+            let ranges = ranges.to_vec();
+            commands.push(ranges.into_iter().map(|range| buffer[range].to_vec()).collect());
+        }
+        Ok(commands)
+    }
+
+    #[test]
+    fn multibulk_commands_parse_into_arguments() {
+        let commands = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+        assert_eq!(commands, vec![vec![b"GET".to_vec(), b"k".to_vec()], vec![b"PING".to_vec()]]);
+    }
+
+    #[test]
+    fn a_command_split_across_reads_resumes_where_it_stopped() {
+        let whole = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n";
+        let mut parser = RequestParser::new(1024);
+        let mut buffer = Vec::new();
+        for (index, byte) in whole.iter().enumerate() {
+            buffer.push(*byte);
+            let result = parser.next_command(&mut buffer).unwrap().map(|ranges| ranges.to_vec());
+            if index + 1 < whole.len() {
+                assert!(result.is_none(), "complete too early at byte {index}");
+            } else {
+                let ranges = result.unwrap();
+                assert_eq!(&buffer[ranges[2].clone()], b"value");
+            }
+        }
+    }
+
+    #[test]
+    fn inline_commands_split_on_spaces_and_unescape_quotes() {
+        let commands = parse_all(b"set \"a b\" 'c\\'d' \"\\x41\\n\"\r\nPING\n").unwrap();
+        assert_eq!(
+            commands,
+            vec![
+                vec![b"set".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()],
+                vec![b"PING".to_vec()]
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_requests_get_redis_protocol_errors() {
+        assert_eq!(parse_all(b"*x\r\n"), Err(ParseError::InvalidMultibulkLength));
+        assert_eq!(parse_all(b"*1\r\n+foo\r\n"), Err(ParseError::ExpectedBulk('+')));
+        assert_eq!(parse_all(b"*1\r\n$-5\r\n"), Err(ParseError::InvalidBulkLength));
+        assert_eq!(parse_all(b"set \"unterminated\r\n"), Err(ParseError::UnbalancedQuotes));
+    }
+
+    #[test]
+    fn bulk_longer_than_the_limit_is_refused() {
+        let mut parser = RequestParser::new(10);
+        let mut buffer = b"*1\r\n$11\r\n".to_vec();
+        assert_eq!(parser.next_command(&mut buffer).unwrap_err(), ParseError::InvalidBulkLength);
+    }
+
+    #[test]
+    fn header_lines_without_terminator_are_bounded() {
+        let mut buffer = vec![b'*'];
+        buffer.extend(std::iter::repeat_n(b'1', INLINE_MAX_SIZE + 10));
+        let mut parser = RequestParser::new(10);
+        assert_eq!(parser.next_command(&mut buffer).unwrap_err(), ParseError::MultibulkCountTooBig);
+        let mut inline = vec![b'a'; INLINE_MAX_SIZE + 10];
+        let mut parser = RequestParser::new(10);
+        assert_eq!(parser.next_command(&mut inline).unwrap_err(), ParseError::InlineTooBig);
+    }
+
+    #[test]
+    fn empty_lines_and_zero_counts_yield_empty_commands() {
+        let commands = parse_all(b"\r\n*0\r\n").unwrap();
+        assert_eq!(commands, vec![Vec::<Vec<u8>>::new(), Vec::new()]);
+    }
+}

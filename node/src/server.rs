@@ -1,0 +1,438 @@
+//! The network side: accepting connections and running each one.
+//!
+//! Each connection is a tokio task that reads requests, executes every
+//! complete command in its buffer as one batch under a single acquisition of
+//! the store lock (so pipelining amortizes locking), and writes the replies.
+//! It does not read more input until its replies are written, so a client
+//! that never reads its replies is held back by TCP and costs bounded memory.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+use smallvec::SmallVec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Notify};
+use tracing::{debug, info, warn, Instrument};
+
+use crate::client::{BlockRequest, Client, ClientInfo};
+use crate::cmd::{self, Ctx};
+use crate::protocol::{Reply, RequestParser};
+use crate::storage::blocking::Waiter;
+use crate::storage::{Key, SharedStore};
+
+/// Most commands run under one lock acquisition.
+const BATCH_COMMANDS: usize = 512;
+/// A batch also ends once this much output is pending.
+const BATCH_OUTPUT_BYTES: usize = 256 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+/// Input kept while a client is blocked (further input waits in TCP).
+const BLOCKED_INPUT_LIMIT: usize = 1024 * 1024;
+
+/// State shared by every connection besides the keyspace.
+pub struct ServerState {
+    pub store: SharedStore,
+    pub clients: parking_lot::Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    next_client_id: AtomicU64,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub started: Instant,
+    pub run_id: String,
+    pub port: u16,
+    pub executable: String,
+    pub config_file: String,
+    /// Notified when SHUTDOWN asks the server to stop.
+    pub shutdown: Notify,
+    /// SHUTDOWN's save choice: None = default, Some(true) = SAVE, Some(false) = NOSAVE.
+    pub shutdown_save: parking_lot::Mutex<Option<bool>>,
+}
+
+impl ServerState {
+    pub fn new(store: SharedStore, port: u16, config_file: String) -> Self {
+        let run_id: String = (0..40).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect();
+        Self {
+            store,
+            clients: parking_lot::Mutex::new(HashMap::new()),
+            next_client_id: AtomicU64::new(1),
+            total_connections: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            net_input_bytes: AtomicU64::new(0),
+            net_output_bytes: AtomicU64::new(0),
+            started: Instant::now(),
+            run_id,
+            port,
+            executable: std::env::current_exe()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default(),
+            config_file,
+            shutdown: Notify::new(),
+            shutdown_save: parking_lot::Mutex::new(None),
+        }
+    }
+
+    pub fn connected_clients(&self) -> usize {
+        self.clients.lock().len()
+    }
+}
+
+/// Accepts connections on every listener until `shutdown` resolves.
+pub async fn run(listeners: Vec<TcpListener>, state: Arc<ServerState>, shutdown: impl Future<Output = ()>) {
+    let mut accept_tasks = Vec::new();
+    for listener in listeners {
+        let state = Arc::clone(&state);
+        accept_tasks.push(tokio::spawn(accept_loop(listener, state)));
+    }
+    let expiry = tokio::spawn(active_expiry(Arc::clone(&state)));
+    shutdown.await;
+    for task in accept_tasks {
+        task.abort();
+    }
+    expiry.abort();
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        match listener.accept().await {
+            Ok((socket, peer)) => {
+                backoff = Duration::from_millis(1);
+                let state = Arc::clone(&state);
+                let span = tracing::debug_span!("connection", peer = %peer);
+                tokio::spawn(
+                    async move {
+                        if let Err(error) = handle_connection(state, socket).await {
+                            debug!(error = %error, "connection ended with an error");
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(error) => {
+                // Out of file descriptors and similar: back off, keep serving.
+                warn!(error = %error, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+async fn active_expiry(state: Arc<ServerState>) {
+    let mut cursor = crate::storage::expire::ExpireCursor::default();
+    loop {
+        let hz = state.store.lock().config.hz.max(1);
+        tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
+        let mut store = state.store.lock();
+        store.active_expire_cycle(&mut cursor, Duration::from_millis(2));
+    }
+}
+
+/// Removes the client from the registry when the connection ends, however it ends.
+struct Registration<'a> {
+    state: &'a ServerState,
+    client_id: u64,
+    watched: Vec<(usize, Key)>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.state.clients.lock().remove(&self.client_id);
+        if !self.watched.is_empty() {
+            self.state.store.lock().watches.unwatch(self.client_id, &self.watched);
+        }
+    }
+}
+
+async fn handle_connection(state: Arc<ServerState>, mut socket: TcpStream) -> std::io::Result<()> {
+    let (maxclients, requirepass_set, max_bulk) = {
+        let store = state.store.lock();
+        (
+            store.config.maxclients,
+            store.config.requirepass.is_some(),
+            store.config.proto_max_bulk_len,
+        )
+    };
+    state.total_connections.fetch_add(1, Ordering::Relaxed);
+    if state.connected_clients() as u64 >= maxclients {
+        state.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        socket.write_all(b"-ERR max number of clients reached\r\n").await?;
+        return Ok(());
+    }
+    let _ = socket.set_nodelay(true);
+    let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let peer = socket.peer_addr().map(|addr| addr.to_string()).unwrap_or_default();
+    let local = socket.local_addr().map(|addr| addr.to_string()).unwrap_or_default();
+    let now = crate::util::now_ms();
+    let info = Arc::new(ClientInfo {
+        id,
+        addr: peer,
+        laddr: local,
+        fd: 0,
+        created_ms: now,
+        last_interaction_ms: now.into(),
+        db: 0.into(),
+        name: parking_lot::Mutex::new(None),
+        last_command: parking_lot::Mutex::new(String::from("NULL")),
+        resp: 2.into(),
+        pending_output: 0.into(),
+        pending_input: 0.into(),
+        kill: Notify::new(),
+    });
+    state.clients.lock().insert(id, Arc::clone(&info));
+    let mut registration = Registration {
+        state: &state,
+        client_id: id,
+        watched: Vec::new(),
+    };
+    let mut client = Client::new(id, !requirepass_set, Some(Arc::clone(&info)));
+    let mut connection = Connection {
+        input: Vec::with_capacity(1024),
+        output: Vec::with_capacity(1024),
+        parser: RequestParser::new(usize::try_from(max_bulk).unwrap_or(usize::MAX)),
+    };
+    let result = connection.serve(&state, &mut client, &mut socket, &info).await;
+    registration.watched = std::mem::take(&mut client.watched);
+    result
+}
+
+/// Buffers and parser of one connection.
+struct Connection {
+    input: Vec<u8>,
+    output: Vec<u8>,
+    parser: RequestParser,
+}
+
+/// How a batch ended.
+enum BatchEnd {
+    /// All complete commands were executed; read more.
+    NeedInput,
+    /// The batch hit its size limit; more commands are waiting in the buffer.
+    More,
+    /// A command blocked; wait for its reply.
+    Blocked { waiter_id: u64, request: BlockRequest, reply: oneshot::Receiver<Vec<u8>> },
+    /// QUIT, SHUTDOWN or a protocol error: flush and close.
+    Close,
+}
+
+impl Connection {
+    async fn serve(
+        &mut self,
+        state: &ServerState,
+        client: &mut Client,
+        socket: &mut TcpStream,
+        info: &ClientInfo,
+    ) -> std::io::Result<()> {
+        let mut need_read = true;
+        loop {
+            if need_read {
+                let pending = self.parser.pending_bulk_bytes(self.input.len());
+                let room = self.input.capacity() - self.input.len();
+                if room < READ_CHUNK.max(pending) {
+                    self.input.reserve(READ_CHUNK.max(pending));
+                }
+                let read = tokio::select! {
+                    read = socket.read_buf(&mut self.input) => read?,
+                    _ = info.kill.notified() => return Ok(()),
+                };
+                if read == 0 {
+                    return Ok(());
+                }
+                state.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
+            }
+            let end = self.run_batch(state, client);
+            if !self.output.is_empty() {
+                socket.write_all(&self.output).await?;
+                state.net_output_bytes.fetch_add(self.output.len() as u64, Ordering::Relaxed);
+                self.output.clear();
+                if self.output.capacity() > 64 * 1024 {
+                    self.output.shrink_to(4096);
+                }
+            }
+            match end {
+                BatchEnd::NeedInput => {
+                    if self.input.is_empty() && self.input.capacity() > 64 * 1024 {
+                        self.input.shrink_to(4096);
+                    }
+                    need_read = true;
+                }
+                BatchEnd::More => need_read = false,
+                BatchEnd::Close => {
+                    socket.shutdown().await.ok();
+                    return Ok(());
+                }
+                BatchEnd::Blocked {
+                    waiter_id,
+                    request,
+                    reply,
+                } => {
+                    if !self.wait_blocked(state, client, socket, waiter_id, request, reply).await? {
+                        return Ok(());
+                    }
+                    socket.write_all(&self.output).await?;
+                    self.output.clear();
+                    need_read = false;
+                }
+            }
+        }
+    }
+
+    /// Executes the complete commands in the input buffer under one lock.
+    fn run_batch(&mut self, state: &ServerState, client: &mut Client) -> BatchEnd {
+        let mut store = state.store.lock();
+        store.refresh_clock();
+        let mut consumed = 0;
+        let mut executed = 0;
+        let end = loop {
+            let ranges = match self.parser.next_command(&mut self.input) {
+                Ok(Some(ranges)) => ranges,
+                Ok(None) => break BatchEnd::NeedInput,
+                Err(error) => {
+                    Reply::new(&mut self.output, client.resp3).error(&error.to_string());
+                    break BatchEnd::Close;
+                }
+            };
+            if ranges.is_empty() {
+                consumed = self.parser.position();
+                continue;
+            }
+            let args: SmallVec<[&[u8]; 8]> = ranges.iter().map(|range| &self.input[range.clone()]).collect();
+            let resp3 = client.resp3;
+            {
+                let mut ctx = Ctx {
+                    store: &mut store,
+                    client,
+                    reply: Reply::new(&mut self.output, resp3),
+                    server: state,
+                };
+                cmd::execute(&mut ctx, &args);
+            }
+            consumed = self.parser.position();
+            executed += 1;
+            if let Some(request) = client.blocked.take() {
+                let (sender, receiver) = oneshot::channel();
+                let waiter_id = store.blocking.block(Waiter {
+                    client_id: client.id,
+                    db: client.db,
+                    keys: request.keys.clone(),
+                    args: args.iter().map(|arg| arg.to_vec()).collect(),
+                    resp3: client.resp3,
+                    reply: sender,
+                });
+                break BatchEnd::Blocked {
+                    waiter_id,
+                    request,
+                    reply: receiver,
+                };
+            }
+            if client.close_after_reply {
+                break BatchEnd::Close;
+            }
+            if executed >= BATCH_COMMANDS || self.output.len() >= BATCH_OUTPUT_BYTES {
+                break BatchEnd::More;
+            }
+        };
+        drop(store);
+        if consumed > 0 {
+            self.input.drain(..consumed);
+            self.parser.discard_prefix(consumed);
+        }
+        end
+    }
+
+    /// Waits for a blocked command's reply, its timeout, or the client
+    /// leaving. Returns false when the connection should close.
+    async fn wait_blocked(
+        &mut self,
+        state: &ServerState,
+        client: &mut Client,
+        socket: &mut TcpStream,
+        waiter_id: u64,
+        request: BlockRequest,
+        mut reply: oneshot::Receiver<Vec<u8>>,
+    ) -> std::io::Result<bool> {
+        let deadline = (request.timeout_ms > 0)
+            .then(|| tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms));
+        loop {
+            let timed_out = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let can_read = self.input.len() < BLOCKED_INPUT_LIMIT;
+            tokio::select! {
+                served = &mut reply => {
+                    if let Ok(bytes) = served {
+                        self.output.extend_from_slice(&bytes);
+                    }
+                    return Ok(true);
+                }
+                _ = timed_out => {
+                    let mut store = state.store.lock();
+                    if store.blocking.unblock(waiter_id).is_some() {
+                        drop(store);
+                        let mut writer = Reply::new(&mut self.output, client.resp3);
+                        if request.null_array_on_timeout {
+                            writer.null_array();
+                        } else {
+                            writer.null();
+                        }
+                    } else {
+                        drop(store);
+                        // Served while the timer fired: the reply is in the channel.
+                        if let Ok(bytes) = reply.try_recv() {
+                            self.output.extend_from_slice(&bytes);
+                        }
+                    }
+                    return Ok(true);
+                }
+                read = socket.read_buf(&mut self.input), if can_read => {
+                    let read = read.unwrap_or(0);
+                    if read == 0 {
+                        state.store.lock().blocking.unblock(waiter_id);
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Binds listeners for every configured address.
+pub async fn bind(config: &crate::config::Config) -> std::io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    let mut last_error = None;
+    for address in &config.bind {
+        // A leading '-' marks an optional address, as in redis.conf.
+        let (optional, host) = match address.strip_prefix('-') {
+            Some(host) => (true, host),
+            None => (false, address.as_str()),
+        };
+        let host = if host == "*" { "0.0.0.0" } else { host };
+        let target = if host.contains(':') {
+            format!("[{host}]:{}", config.port)
+        } else {
+            format!("{host}:{}", config.port)
+        };
+        match TcpListener::bind(&target).await {
+            Ok(listener) => {
+                info!(address = %target, "listening");
+                listeners.push(listener);
+            }
+            Err(error) if optional => debug!(address = %target, error = %error, "optional address not bound"),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    if let Some(error) = last_error {
+        return Err(error);
+    }
+    if listeners.is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to listen on"));
+    }
+    Ok(listeners)
+}

@@ -1,0 +1,348 @@
+//! One logical database (of the 16 SELECT chooses): a keyspace split into a
+//! fixed number of hash-table shards.
+//!
+//! Shards exist for the snapshot: a shard index is a cursor that stays valid
+//! while tables resize, so a background snapshot or a SCAN can walk the
+//! keyspace a shard at a time while writes go on. All shards live under the
+//! store's single lock; sharding here is about walking, not about locking.
+
+use hashbrown::HashTable;
+use smallvec::SmallVec;
+use std::hash::BuildHasher;
+
+use super::value::Value;
+
+/// Keys up to 16 bytes are stored inline, without a heap allocation.
+pub type Key = SmallVec<[u8; 16]>;
+
+/// Number of shards per database (a power of two).
+pub const SHARD_COUNT: usize = 1024;
+const SHARD_SHIFT: u32 = 40;
+
+/// Sentinel for "no expiry".
+pub const NO_EXPIRE: i64 = 0;
+
+/// A key with its value and bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: Key,
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds, or [`NO_EXPIRE`].
+    pub expire_at: i64,
+    /// LRU clock (seconds) or LFU counter and decrement time, per policy.
+    pub access: u32,
+    /// Snapshot epoch in which this entry was last serialized or created.
+    pub version: u32,
+}
+
+impl Entry {
+    pub fn has_expire(&self) -> bool {
+        self.expire_at != NO_EXPIRE
+    }
+
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        self.expire_at != NO_EXPIRE && self.expire_at <= now_ms
+    }
+}
+
+/// One shard: a hash table and the count of its keys with a TTL.
+#[derive(Default)]
+pub struct Shard {
+    pub table: HashTable<Entry>,
+    pub volatile: usize,
+}
+
+/// A database: shards plus counters.
+pub struct Database {
+    shards: Box<[Shard]>,
+    keys: usize,
+    volatile: usize,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Database {
+    pub fn new() -> Self {
+        let shards = (0..SHARD_COUNT).map(|_| Shard::default()).collect();
+        Self {
+            shards,
+            keys: 0,
+            volatile: 0,
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed_f3ca_c4e0_0001),
+        }
+    }
+
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    pub fn shard_of(hash: u64) -> usize {
+        ((hash >> SHARD_SHIFT) as usize) & (SHARD_COUNT - 1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys == 0
+    }
+
+    /// Number of keys with a TTL.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile
+    }
+
+    pub fn shards(&self) -> &[Shard] {
+        &self.shards
+    }
+
+    pub fn shard(&self, index: usize) -> &Shard {
+        &self.shards[index]
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+        let hash = self.hash(key);
+        self.shards[Self::shard_of(hash)]
+            .table
+            .find(hash, |entry| entry.key.as_slice() == key)
+    }
+
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let hash = self.hash(key);
+        self.shards[Self::shard_of(hash)]
+            .table
+            .find_mut(hash, |entry| entry.key.as_slice() == key)
+    }
+
+    /// Inserts or replaces; returns the previous entry.
+    pub fn insert(&mut self, entry: Entry) -> Option<Entry> {
+        let hash = self.hash(&entry.key);
+        let hasher = self.hasher;
+        let shard = &mut self.shards[Self::shard_of(hash)];
+        let new_volatile = entry.has_expire();
+        let previous = match shard.table.entry(
+            hash,
+            |existing| existing.key == entry.key,
+            |existing| hasher.hash_one(existing.key.as_slice()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut occupied) => {
+                Some(std::mem::replace(occupied.get_mut(), entry))
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(entry);
+                None
+            }
+        };
+        let old_volatile = previous.as_ref().is_some_and(Entry::has_expire);
+        if previous.is_none() {
+            self.keys += 1;
+        }
+        match (old_volatile, new_volatile) {
+            (false, true) => {
+                shard.volatile += 1;
+                self.volatile += 1;
+            }
+            (true, false) => {
+                shard.volatile -= 1;
+                self.volatile -= 1;
+            }
+            _ => {}
+        }
+        previous
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let hash = self.hash(key);
+        let shard = &mut self.shards[Self::shard_of(hash)];
+        let removed = match shard.table.find_entry(hash, |entry| entry.key.as_slice() == key) {
+            Ok(occupied) => occupied.remove().0,
+            Err(_) => return None,
+        };
+        self.keys -= 1;
+        if removed.has_expire() {
+            shard.volatile -= 1;
+            self.volatile -= 1;
+        }
+        Some(removed)
+    }
+
+    /// Sets or clears the expiry of an existing key, keeping counters right.
+    /// Returns false when the key does not exist.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: i64) -> bool {
+        let hash = self.hash(key);
+        let shard = &mut self.shards[Self::shard_of(hash)];
+        let Some(entry) = shard.table.find_mut(hash, |entry| entry.key.as_slice() == key) else {
+            return false;
+        };
+        let was_volatile = entry.has_expire();
+        entry.expire_at = expire_at;
+        match (was_volatile, expire_at != NO_EXPIRE) {
+            (false, true) => {
+                shard.volatile += 1;
+                self.volatile += 1;
+            }
+            (true, false) => {
+                shard.volatile -= 1;
+                self.volatile -= 1;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Removes every key; returns the old shards so the caller can drop them
+    /// (possibly on another thread, as FLUSHALL ASYNC does).
+    pub fn clear(&mut self) -> Box<[Shard]> {
+        let fresh = (0..SHARD_COUNT).map(|_| Shard::default()).collect();
+        self.keys = 0;
+        self.volatile = 0;
+        std::mem::replace(&mut self.shards, fresh)
+    }
+
+    /// Swaps contents with another database (SWAPDB).
+    pub fn swap(&mut self, other: &mut Database) {
+        std::mem::swap(&mut self.shards, &mut other.shards);
+        std::mem::swap(&mut self.keys, &mut other.keys);
+        std::mem::swap(&mut self.volatile, &mut other.volatile);
+    }
+
+    /// A uniformly chosen non-empty shard index, or None if the db is empty.
+    pub fn random_shard(&self, volatile_only: bool) -> Option<usize> {
+        if self.keys == 0 || (volatile_only && self.volatile == 0) {
+            return None;
+        }
+        let start = fastrand::usize(..SHARD_COUNT);
+        (0..SHARD_COUNT).map(|offset| (start + offset) & (SHARD_COUNT - 1)).find(|&index| {
+            let shard = &self.shards[index];
+            if volatile_only {
+                shard.volatile > 0
+            } else {
+                !shard.table.is_empty()
+            }
+        })
+    }
+
+    /// A random entry of a shard (linear in the shard size, which is small).
+    pub fn random_entry_in(&self, shard_index: usize, volatile_only: bool) -> Option<&Entry> {
+        let shard = &self.shards[shard_index];
+        if volatile_only {
+            if shard.volatile == 0 {
+                return None;
+            }
+            let pick = fastrand::usize(..shard.volatile);
+            shard.table.iter().filter(|entry| entry.has_expire()).nth(pick)
+        } else {
+            if shard.table.is_empty() {
+                return None;
+            }
+            let pick = fastrand::usize(..shard.table.len());
+            shard.table.iter().nth(pick)
+        }
+    }
+
+    /// A random key, as RANDOMKEY picks it.
+    pub fn random_entry(&self) -> Option<&Entry> {
+        let shard = self.random_shard(false)?;
+        self.random_entry_in(shard, false)
+    }
+
+    /// Removes every expired key of one shard; returns the keys removed.
+    pub fn expire_shard(&mut self, shard_index: usize, now_ms: i64) -> Vec<Key> {
+        let shard = &mut self.shards[shard_index];
+        if shard.volatile == 0 {
+            return Vec::new();
+        }
+        let mut removed = Vec::new();
+        shard.table.retain(|entry| {
+            if entry.is_expired(now_ms) {
+                removed.push(entry.key.clone());
+                false
+            } else {
+                true
+            }
+        });
+        shard.volatile -= removed.len();
+        self.volatile -= removed.len();
+        self.keys -= removed.len();
+        removed
+    }
+
+    /// Keys of one shard, for SCAN and KEYS.
+    pub fn shard_entries(&self, shard_index: usize) -> impl Iterator<Item = &Entry> {
+        self.shards[shard_index].table.iter()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.shards.iter().flat_map(|shard| shard.table.iter())
+    }
+
+    /// Sum of expiry times for keys with TTL, to report `avg_ttl`.
+    pub fn average_ttl(&self, now_ms: i64) -> i64 {
+        if self.volatile == 0 {
+            return 0;
+        }
+        // Sample rather than walk everything: INFO must stay cheap.
+        let mut total = 0i64;
+        let mut count = 0i64;
+        for _ in 0..16 {
+            if let Some(shard) = self.random_shard(true) {
+                if let Some(entry) = self.random_entry_in(shard, true) {
+                    total += (entry.expire_at - now_ms).max(0);
+                    count += 1;
+                }
+            }
+        }
+        if count == 0 { 0 } else { total / count }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, expire_at: i64) -> Entry {
+        Entry {
+            key: Key::from_slice(key.as_bytes()),
+            value: Value::Int(1),
+            expire_at,
+            access: 0,
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn counters_track_inserts_replacements_and_removals() {
+        let mut db = Database::new();
+        assert!(db.insert(entry("a", NO_EXPIRE)).is_none());
+        assert!(db.insert(entry("b", 100)).is_none());
+        assert_eq!((db.len(), db.volatile_len()), (2, 1));
+        assert!(db.insert(entry("b", NO_EXPIRE)).is_some());
+        assert_eq!((db.len(), db.volatile_len()), (2, 0));
+        assert!(db.set_expire(b"a", 50));
+        assert_eq!(db.volatile_len(), 1);
+        assert!(db.remove(b"a").is_some());
+        assert_eq!((db.len(), db.volatile_len()), (1, 0));
+    }
+
+    #[test]
+    fn expiring_a_shard_removes_only_expired_keys() {
+        let mut db = Database::new();
+        for index in 0..2000 {
+            db.insert(entry(&format!("k{index}"), if index % 2 == 0 { 10 } else { NO_EXPIRE }));
+        }
+        let mut removed = 0;
+        for shard in 0..SHARD_COUNT {
+            removed += db.expire_shard(shard, 11).len();
+        }
+        assert_eq!(removed, 1000);
+        assert_eq!((db.len(), db.volatile_len()), (1000, 0));
+    }
+}

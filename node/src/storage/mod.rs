@@ -1,0 +1,269 @@
+//! The keyspace: 16 databases of sharded hash tables, the value types, and the
+//! registries that commands consult (WATCH, blocked clients), all behind one
+//! lock held by the executing connection for a batch of commands.
+//!
+//! Every write goes through [`Store`]'s methods (`lookup_write`, `insert`,
+//! `remove`), never through a table directly: that is where lazy expiry,
+//! access tracking and the snapshot's copy-before-write hook live.
+
+pub mod blocking;
+pub mod db;
+pub mod evict;
+pub mod expire;
+pub mod hash;
+pub mod list;
+pub mod set;
+pub mod value;
+pub mod watch;
+pub mod zset;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Config;
+pub use db::{Database, Entry, Key, NO_EXPIRE};
+pub use value::{Value, ValueType};
+
+/// Server-wide counters reported by INFO stats.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub commands_processed: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+    pub expired_stale_perc: f64,
+}
+
+/// Everything commands operate on, guarded by one `parking_lot::Mutex`.
+///
+/// A `std`-style blocking mutex is right here: it is never held across an
+/// `.await`, and a connection holds it for one batch of pipelined commands.
+pub struct Store {
+    pub dbs: Vec<Database>,
+    pub config: Config,
+    pub stats: Stats,
+    pub watches: watch::WatchRegistry,
+    pub blocking: blocking::BlockingRegistry,
+    /// Cached wall clock in Unix ms, refreshed at the start of each batch.
+    pub now_ms: i64,
+    /// Changes since the last successful save (INFO `rdb_changes_since_last_save`).
+    pub dirty: u64,
+    started: Instant,
+}
+
+/// The shared handle connections and background tasks clone.
+pub type SharedStore = Arc<parking_lot::Mutex<Store>>;
+
+impl Store {
+    pub fn new(config: Config) -> Self {
+        let databases = config.databases.max(1);
+        Self {
+            dbs: (0..databases).map(|_| Database::new()).collect(),
+            config,
+            stats: Stats::default(),
+            watches: watch::WatchRegistry::default(),
+            blocking: blocking::BlockingRegistry::default(),
+            now_ms: crate::util::now_ms(),
+            dirty: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// Refreshes the cached clock; called once per batch of commands.
+    pub fn refresh_clock(&mut self) {
+        self.now_ms = crate::util::now_ms();
+    }
+
+    /// Seconds since start, the LRU clock.
+    pub fn lru_clock(&self) -> u32 {
+        (self.started.elapsed().as_secs() & 0xFF_FFFF) as u32
+    }
+
+    /// Minutes resolution clock used by LFU decay.
+    fn lfu_minutes(&self) -> u32 {
+        ((self.now_ms / 60_000) & 0xFFFF) as u32
+    }
+
+    /// Initial access stamp for a new key.
+    pub fn new_access_stamp(&self) -> u32 {
+        if self.config.maxmemory_policy.is_lfu() {
+            (self.lfu_minutes() << 8) | evict::LFU_INIT_VAL
+        } else {
+            self.lru_clock()
+        }
+    }
+
+    /// Deletes `key` if it has expired; returns whether it did.
+    fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        let expired = self.dbs[db].get(key).is_some_and(|entry| entry.is_expired(now));
+        if expired {
+            self.before_write(db, key);
+            self.dbs[db].remove(key);
+            self.stats.expired_keys += 1;
+            self.watches.key_deleted_by_expiry(db, key);
+        }
+        expired
+    }
+
+    /// Looks a key up for reading: expires it lazily, updates its access
+    /// stamp and the hit/miss counters.
+    pub fn lookup(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        self.expire_if_needed(db, key);
+        let lfu = self.config.maxmemory_policy.is_lfu();
+        let stamp = if lfu { 0 } else { self.lru_clock() };
+        let minutes = self.lfu_minutes();
+        let config = &self.config;
+        match self.dbs[db].get_mut(key) {
+            Some(entry) => {
+                entry.access = if lfu { evict::lfu_touch(entry.access, minutes, config) } else { stamp };
+                self.stats.keyspace_hits += 1;
+                Some(entry)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up without touching access time or counters (TYPE, TTL,
+    /// OBJECT); still expires it lazily.
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        self.expire_if_needed(db, key);
+        self.dbs[db].get(key)
+    }
+
+    /// Looks a key up for modification. The snapshot hook runs first, so an
+    /// in-progress point-in-time snapshot keeps the value as it was.
+    pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        if self.expire_if_needed(db, key) {
+            return None;
+        }
+        self.before_write(db, key);
+        let lfu = self.config.maxmemory_policy.is_lfu();
+        let stamp = if lfu { 0 } else { self.lru_clock() };
+        let minutes = self.lfu_minutes();
+        let config = &self.config;
+        let entry = self.dbs[db].get_mut(key)?;
+        entry.access = if lfu { evict::lfu_touch(entry.access, minutes, config) } else { stamp };
+        Some(entry)
+    }
+
+    /// Whether the key exists (expiring it lazily), without other effects.
+    pub fn contains(&mut self, db: usize, key: &[u8]) -> bool {
+        self.expire_if_needed(db, key);
+        self.dbs[db].get(key).is_some()
+    }
+
+    /// Stores a value, replacing any previous one (and its TTL).
+    pub fn insert(&mut self, db: usize, key: &[u8], value: Value, expire_at: i64) -> Option<Entry> {
+        self.before_write(db, key);
+        let entry = Entry {
+            key: Key::from_slice(key),
+            value,
+            expire_at,
+            access: self.new_access_stamp(),
+            version: self.snapshot_epoch(),
+        };
+        let previous = self.dbs[db].insert(entry);
+        // A key that expired but was never reclaimed is not a live previous value.
+        previous.filter(|entry| !entry.is_expired(self.now_ms))
+    }
+
+    /// Replaces the value of a key, keeping its TTL when `keep_ttl` is set
+    /// and the key exists.
+    pub fn set_value(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) {
+        if keep_ttl {
+            if let Some(entry) = self.lookup_write(db, key) {
+                entry.value = value;
+                return;
+            }
+        }
+        self.insert(db, key, value, NO_EXPIRE);
+    }
+
+    /// Returns the entry for `key`, creating it with `create()` when missing.
+    pub fn get_or_create(&mut self, db: usize, key: &[u8], create: impl FnOnce() -> Value) -> &mut Entry {
+        if self.lookup_write(db, key).is_none() {
+            self.insert(db, key, create(), NO_EXPIRE);
+        }
+        // The key was just inserted if it was missing.
+        match self.dbs[db].get_mut(key) {
+            Some(entry) => entry,
+            None => unreachable!("key inserted above"),
+        }
+    }
+
+    /// Deletes a key; returns the removed entry if it was live.
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        if self.expire_if_needed(db, key) {
+            return None;
+        }
+        self.before_write(db, key);
+        self.dbs[db].remove(key)
+    }
+
+    /// Deletes a collection key that became empty.
+    pub fn remove_if_empty(&mut self, db: usize, key: &[u8]) {
+        if self.dbs[db].get(key).is_some_and(|entry| entry.value.is_empty_collection()) {
+            self.before_write(db, key);
+            self.dbs[db].remove(key);
+        }
+    }
+
+    /// Sets the expiry of an existing key (NO_EXPIRE clears it).
+    pub fn set_expire(&mut self, db: usize, key: &[u8], expire_at: i64) -> bool {
+        if self.expire_if_needed(db, key) {
+            return false;
+        }
+        self.before_write(db, key);
+        self.dbs[db].set_expire(key, expire_at)
+    }
+
+    /// Marks a key as modified: WATCHers of it will fail their EXEC.
+    pub fn touch_key(&mut self, db: usize, key: &[u8]) {
+        self.dirty += 1;
+        self.watches.touch(db, key);
+    }
+
+    /// Marks every key of a database (or all, for `None`) as modified.
+    pub fn touch_all(&mut self, db: Option<usize>) {
+        self.dirty += 1;
+        let dbs = &self.dbs;
+        self.watches.touch_all(db, |db_index, key| dbs[db_index].get(key).is_some());
+    }
+
+    /// Records that a key clients may be blocked on received data.
+    pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
+        self.blocking.signal_ready(db, key);
+    }
+
+    /// Hook run before any change to `key`; the snapshot issue fills it in.
+    #[inline]
+    pub fn before_write(&mut self, _db: usize, _key: &[u8]) {}
+
+    /// Epoch stamped on new entries; 0 while no snapshot runs.
+    #[inline]
+    pub fn snapshot_epoch(&self) -> u32 {
+        0
+    }
+
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(Database::len).sum()
+    }
+
+    /// Removes every key of every database.
+    pub fn flush_all(&mut self) {
+        self.touch_all(None);
+        for db in &mut self.dbs {
+            drop(db.clear());
+        }
+    }
+}
+
+/// Wraps a store for sharing between tasks.
+pub fn shared(store: Store) -> SharedStore {
+    Arc::new(parking_lot::Mutex::new(store))
+}
