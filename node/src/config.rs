@@ -35,17 +35,11 @@ impl EvictionPolicy {
     ];
 
     pub fn name(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, policy)| *policy == self)
-            .map_or("noeviction", |(name, _)| name)
+        Self::NAMES.iter().find(|(_, policy)| *policy == self).map_or("noeviction", |(name, _)| name)
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        Self::NAMES
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(text))
-            .map(|(_, policy)| *policy)
+        Self::NAMES.iter().find(|(name, _)| name.eq_ignore_ascii_case(text)).map(|(_, policy)| *policy)
     }
 
     pub fn is_lfu(self) -> bool {
@@ -355,12 +349,7 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "dir",
         aliases: &[],
-        get: |config| {
-            std::fs::canonicalize(&config.dir)
-                .unwrap_or_else(|_| config.dir.clone())
-                .display()
-                .to_string()
-        },
+        get: |config| std::fs::canonicalize(&config.dir).unwrap_or_else(|_| config.dir.clone()).display().to_string(),
         set: |config, text| {
             config.dir = PathBuf::from(text);
             Ok(())
@@ -453,47 +442,12 @@ pub static PARAMS: &[Param] = &[
         },
         mutable: false,
     },
-    int_param!(
-        "hash-max-listpack-entries",
-        &["hash-max-ziplist-entries"],
-        hash_max_listpack_entries,
-        u64,
-        0,
-        i64::MAX
-    ),
-    int_param!(
-        "hash-max-listpack-value",
-        &["hash-max-ziplist-value"],
-        hash_max_listpack_value,
-        u64,
-        0,
-        i64::MAX
-    ),
+    int_param!("hash-max-listpack-entries", &["hash-max-ziplist-entries"], hash_max_listpack_entries, u64, 0, i64::MAX),
+    int_param!("hash-max-listpack-value", &["hash-max-ziplist-value"], hash_max_listpack_value, u64, 0, i64::MAX),
     int_param!("set-max-intset-entries", &[], set_max_intset_entries, u64, 0, i64::MAX),
-    int_param!(
-        "zset-max-listpack-entries",
-        &["zset-max-ziplist-entries"],
-        zset_max_listpack_entries,
-        u64,
-        0,
-        i64::MAX
-    ),
-    int_param!(
-        "zset-max-listpack-value",
-        &["zset-max-ziplist-value"],
-        zset_max_listpack_value,
-        u64,
-        0,
-        i64::MAX
-    ),
-    int_param!(
-        "list-max-listpack-size",
-        &["list-max-ziplist-size"],
-        list_max_listpack_size,
-        i64,
-        i64::MIN,
-        i64::MAX
-    ),
+    int_param!("zset-max-listpack-entries", &["zset-max-ziplist-entries"], zset_max_listpack_entries, u64, 0, i64::MAX),
+    int_param!("zset-max-listpack-value", &["zset-max-ziplist-value"], zset_max_listpack_value, u64, 0, i64::MAX),
+    int_param!("list-max-listpack-size", &["list-max-ziplist-size"], list_max_listpack_size, i64, i64::MIN, i64::MAX),
     int_param!("list-compress-depth", &[], list_compress_depth, u64, 0, i64::MAX),
     bool_param!("lazyfree-lazy-user-del", lazyfree_lazy_user_del),
     bool_param!("lazyfree-lazy-user-flush", lazyfree_lazy_user_flush),
@@ -555,9 +509,7 @@ impl Config {
         }
         let mut index = 0;
         while index < rest.len() {
-            let name = rest[index]
-                .strip_prefix("--")
-                .ok_or_else(|| ConfigError::UnknownOption(rest[index].clone()))?;
+            let name = rest[index].strip_prefix("--").ok_or_else(|| ConfigError::UnknownOption(rest[index].clone()))?;
             let mut values = Vec::new();
             index += 1;
             while index < rest.len() && !rest[index].starts_with("--") {
@@ -576,17 +528,13 @@ impl Config {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let words = split_config_line(line).map_err(|error| ConfigError::FileLine {
-                line: number + 1,
-                message: error.to_string(),
-            })?;
+            let words = split_config_line(line)
+                .map_err(|error| ConfigError::FileLine { line: number + 1, message: error.to_string() })?;
             let Some((name, values)) = words.split_first() else {
                 continue;
             };
-            self.apply(name, values).map_err(|error| ConfigError::FileLine {
-                line: number + 1,
-                message: format!("'{name}': {error}"),
-            })?;
+            self.apply(name, values)
+                .map_err(|error| ConfigError::FileLine { line: number + 1, message: format!("'{name}': {error}") })?;
         }
         Ok(())
     }
@@ -664,9 +612,7 @@ mod tests {
     #[test]
     fn config_file_lines_are_read_before_arguments() {
         let mut config = Config::default();
-        config
-            .load_file_text("# comment\nport 7001\nsave \"\"\nmaxmemory 100mb\n")
-            .unwrap();
+        config.load_file_text("# comment\nport 7001\nsave \"\"\nmaxmemory 100mb\n").unwrap();
         assert_eq!(config.port, 7001);
         assert_eq!(config.save, "");
         assert_eq!(config.maxmemory, 100 * 1024 * 1024);

@@ -66,9 +66,7 @@ impl ServerState {
             started: Instant::now(),
             run_id,
             port,
-            executable: std::env::current_exe()
-                .map(|path| path.display().to_string())
-                .unwrap_or_default(),
+            executable: std::env::current_exe().map(|path| path.display().to_string()).unwrap_or_default(),
             config_file,
             shutdown: Notify::new(),
             shutdown_save: parking_lot::Mutex::new(None),
@@ -151,11 +149,7 @@ impl Drop for Registration<'_> {
 async fn handle_connection(state: Arc<ServerState>, mut socket: TcpStream) -> std::io::Result<()> {
     let (maxclients, requirepass_set, max_bulk) = {
         let store = state.store.lock();
-        (
-            store.config.maxclients,
-            store.config.requirepass.is_some(),
-            store.config.proto_max_bulk_len,
-        )
+        (store.config.maxclients, store.config.requirepass.is_some(), store.config.proto_max_bulk_len)
     };
     state.total_connections.fetch_add(1, Ordering::Relaxed);
     if state.connected_clients() as u64 >= maxclients {
@@ -184,11 +178,7 @@ async fn handle_connection(state: Arc<ServerState>, mut socket: TcpStream) -> st
         kill: Notify::new(),
     });
     state.clients.lock().insert(id, Arc::clone(&info));
-    let mut registration = Registration {
-        state: &state,
-        client_id: id,
-        watched: Vec::new(),
-    };
+    let mut registration = Registration { state: &state, client_id: id, watched: Vec::new() };
     let mut client = Client::new(id, !requirepass_set, Some(Arc::clone(&info)));
     let mut connection = Connection {
         input: Vec::with_capacity(1024),
@@ -265,11 +255,7 @@ impl Connection {
                     socket.shutdown().await.ok();
                     return Ok(());
                 }
-                BatchEnd::Blocked {
-                    waiter_id,
-                    request,
-                    reply,
-                } => {
+                BatchEnd::Blocked { waiter_id, request, reply } => {
                     if !self.wait_blocked(state, client, socket, waiter_id, request, reply).await? {
                         return Ok(());
                     }
@@ -303,12 +289,8 @@ impl Connection {
             let args: SmallVec<[&[u8]; 8]> = ranges.iter().map(|range| &self.input[range.clone()]).collect();
             let resp3 = client.resp3;
             {
-                let mut ctx = Ctx {
-                    store: &mut store,
-                    client,
-                    reply: Reply::new(&mut self.output, resp3),
-                    server: state,
-                };
+                let mut ctx =
+                    Ctx { store: &mut store, client, reply: Reply::new(&mut self.output, resp3), server: state };
                 cmd::execute(&mut ctx, &args);
             }
             consumed = self.parser.position();
@@ -323,11 +305,7 @@ impl Connection {
                     resp3: client.resp3,
                     reply: sender,
                 });
-                break BatchEnd::Blocked {
-                    waiter_id,
-                    request,
-                    reply: receiver,
-                };
+                break BatchEnd::Blocked { waiter_id, request, reply: receiver };
             }
             if client.close_after_reply {
                 break BatchEnd::Close;
@@ -355,8 +333,8 @@ impl Connection {
         request: BlockRequest,
         mut reply: oneshot::Receiver<Vec<u8>>,
     ) -> std::io::Result<bool> {
-        let deadline = (request.timeout_ms > 0)
-            .then(|| tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms));
+        let deadline =
+            (request.timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms));
         loop {
             let timed_out = async {
                 match deadline {
@@ -414,11 +392,8 @@ pub async fn bind(config: &crate::config::Config) -> std::io::Result<Vec<TcpList
             None => (false, address.as_str()),
         };
         let host = if host == "*" { "0.0.0.0" } else { host };
-        let target = if host.contains(':') {
-            format!("[{host}]:{}", config.port)
-        } else {
-            format!("{host}:{}", config.port)
-        };
+        let target =
+            if host.contains(':') { format!("[{host}]:{}", config.port) } else { format!("{host}:{}", config.port) };
         match TcpListener::bind(&target).await {
             Ok(listener) => {
                 info!(address = %target, "listening");

@@ -82,14 +82,7 @@ pub fn format_g17(value: f64, out: &mut Vec<u8>) {
     let mut buffer = [0u8; 64];
     // SAFETY: the format string is a NUL-terminated literal taking one double,
     // and snprintf never writes more than buffer.len() bytes.
-    let written = unsafe {
-        libc::snprintf(
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            c"%.17g".as_ptr(),
-            value,
-        )
-    };
+    let written = unsafe { libc::snprintf(buffer.as_mut_ptr().cast(), buffer.len(), c"%.17g".as_ptr(), value) };
     let written = usize::try_from(written).unwrap_or(0).min(buffer.len() - 1);
     out.extend_from_slice(&buffer[..written]);
 }

@@ -63,10 +63,7 @@ fn touch(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 fn type_of(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.client.db;
-    let name = ctx
-        .store
-        .peek(db, args[1])
-        .map_or("none", |entry| entry.value.value_type().name());
+    let name = ctx.store.peek(db, args[1]).map_or("none", |entry| entry.value.value_type().name());
     ctx.reply.simple(name);
     Ok(())
 }
@@ -146,11 +143,7 @@ pub fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
 
 /// Parses MATCH/COUNT (and TYPE when allowed) after the cursor.
 pub fn parse_scan_options<'a>(args: &[&'a [u8]], allow_type: bool) -> Result<ScanOptions<'a>, CmdError> {
-    let mut options = ScanOptions {
-        pattern: None,
-        count: 10,
-        type_filter: None,
-    };
+    let mut options = ScanOptions { pattern: None, count: 10, type_filter: None };
     let mut index = 0;
     while index < args.len() {
         let arg = args[index];
@@ -273,11 +266,7 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 /// Frees a large structure off the command path, as lazyfree does.
 fn drop_in_background<T: Send + 'static>(value: T) {
-    if std::thread::Builder::new()
-        .name("lazyfree".into())
-        .spawn(move || drop(value))
-        .is_err()
-    {
+    if std::thread::Builder::new().name("lazyfree".into()).spawn(move || drop(value)).is_err() {
         // Could not start a thread: the value was moved into the closure and
         // dropped with it, which is still correct.
     }
@@ -573,10 +562,7 @@ fn object(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         let counter = crate::storage::evict::lfu_decayed_counter(entry.access, minutes, &config);
         ctx.reply.int(i64::from(counter));
     } else {
-        return Err(CmdError::err(format!(
-            "unknown subcommand '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(sub)
-        )));
+        return Err(CmdError::err(format!("unknown subcommand '{}'. Try OBJECT HELP.", String::from_utf8_lossy(sub))));
     }
     Ok(())
 }

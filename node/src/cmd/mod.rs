@@ -78,15 +78,7 @@ pub struct Command {
 
 impl Command {
     pub const fn new(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: Handler) -> Self {
-        Self {
-            name,
-            arity,
-            flags,
-            first_key: keys.0,
-            last_key: keys.1,
-            step: keys.2,
-            handler,
-        }
+        Self { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, handler }
     }
 
     pub fn has(&self, flag: u32) -> bool {
@@ -107,16 +99,9 @@ impl Command {
         if self.first_key <= 0 {
             return Vec::new();
         }
-        let last = if self.last_key < 0 {
-            argc as i32 + self.last_key
-        } else {
-            self.last_key
-        };
+        let last = if self.last_key < 0 { argc as i32 + self.last_key } else { self.last_key };
         let step = self.step.max(1) as usize;
-        (self.first_key as usize..=last.max(0) as usize)
-            .step_by(step)
-            .filter(|position| *position < argc)
-            .collect()
+        (self.first_key as usize..=last.max(0) as usize).step_by(step).filter(|position| *position < argc).collect()
     }
 }
 
@@ -313,12 +298,8 @@ pub fn serve_blocked_clients(store: &mut Store, server: &ServerState) {
                 };
                 let arg_slices: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
                 {
-                    let mut ctx = Ctx {
-                        store: &mut *store,
-                        client: &mut client,
-                        reply: Reply::new(&mut out, resp3),
-                        server,
-                    };
+                    let mut ctx =
+                        Ctx { store: &mut *store, client: &mut client, reply: Reply::new(&mut out, resp3), server };
                     if let Err(error) = (command.handler)(&mut ctx, &arg_slices) {
                         ctx.reply.error(&error.to_string());
                     }

@@ -64,9 +64,7 @@ fn check_password(ctx: &mut Ctx, username: Option<&[u8]>, password: &[u8]) -> Cm
         ctx.client.authenticated = true;
         Ok(())
     } else {
-        Err(CmdError::Coded(
-            "WRONGPASS invalid username-password pair or user is disabled.".into(),
-        ))
+        Err(CmdError::Coded("WRONGPASS invalid username-password pair or user is disabled.".into()))
     }
 }
 
@@ -194,16 +192,8 @@ fn human_bytes(bytes: u64) -> String {
 
 /// Builds the INFO text for the requested sections.
 pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
-    const DEFAULT: [&str; 8] = [
-        "server",
-        "clients",
-        "memory",
-        "persistence",
-        "stats",
-        "replication",
-        "cpu",
-        "keyspace",
-    ];
+    const DEFAULT: [&str; 8] =
+        ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"];
     let everything = sections.iter().any(|section| section == "all" || section == "everything");
     let wanted = |name: &str| {
         if sections.is_empty() || sections.iter().any(|section| section == "default") || everything {
@@ -284,10 +274,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     }
     if wanted("cpu") {
         let (system, user) = rusage_seconds();
-        let _ = write!(
-            text,
-            "# CPU\r\nused_cpu_sys:{system:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n"
-        );
+        let _ = write!(text, "# CPU\r\nused_cpu_sys:{system:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n");
     }
     if wanted("keyspace") {
         text.push_str("# Keyspace\r\n");
@@ -313,10 +300,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
 }
 
 fn info(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let sections: Vec<String> = args[1..]
-        .iter()
-        .map(|arg| String::from_utf8_lossy(arg).to_ascii_lowercase())
-        .collect();
+    let sections: Vec<String> = args[1..].iter().map(|arg| String::from_utf8_lossy(arg).to_ascii_lowercase()).collect();
     let text = info_text(ctx, &sections);
     ctx.reply.verbatim(text.as_bytes());
     Ok(())
@@ -347,9 +331,7 @@ fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             let name = String::from_utf8_lossy(pair[0]).into_owned();
             let value = String::from_utf8_lossy(pair[1]).into_owned();
             let Some(param) = find_param(&name) else {
-                return Err(CmdError::err(format!(
-                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
-                )));
+                return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")));
             };
             if !param.mutable {
                 return Err(CmdError::err(format!(
@@ -357,9 +339,7 @@ fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 )));
             }
             (param.set)(&mut updated, &value).map_err(|error| {
-                CmdError::err(format!(
-                    "Invalid argument '{value}' for CONFIG SET '{name}' - {error}"
-                ))
+                CmdError::err(format!("Invalid argument '{value}' for CONFIG SET '{name}' - {error}"))
             })?;
         }
         ctx.store.config = updated;
@@ -489,10 +469,7 @@ fn command(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             ctx.reply.bulk(target_args[position]);
         }
     } else {
-        return Err(CmdError::err(format!(
-            "unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(sub)
-        )));
+        return Err(CmdError::err(format!("unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(sub))));
     }
     Ok(())
 }
@@ -501,9 +478,7 @@ fn command(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 fn set_client_name(ctx: &mut Ctx, name: &[u8]) -> CmdResult {
     if name.iter().any(|byte| *byte <= b' ' || *byte > b'~') {
-        return Err(CmdError::err(
-            "Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
     }
     if let Some(info) = &ctx.client.info {
         *info.name.lock() = if name.is_empty() { None } else { Some(name.to_vec()) };
@@ -512,12 +487,7 @@ fn set_client_name(ctx: &mut Ctx, name: &[u8]) -> CmdResult {
 }
 
 fn client_line(info: &crate::client::ClientInfo, now_ms: i64, current_id: u64) -> String {
-    let name = info
-        .name
-        .lock()
-        .as_ref()
-        .map(|name| String::from_utf8_lossy(name).into_owned())
-        .unwrap_or_default();
+    let name = info.name.lock().as_ref().map(|name| String::from_utf8_lossy(name).into_owned()).unwrap_or_default();
     let last = info.last_command.lock().clone();
     let age = (now_ms - info.created_ms).max(0) / 1000;
     let idle = if info.id == current_id {
@@ -555,12 +525,7 @@ fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     } else if is(sub, "id") && args.len() == 2 {
         ctx.reply.int(ctx.client.id as i64);
     } else if is(sub, "info") && args.len() == 2 {
-        let line = ctx
-            .client
-            .info
-            .as_ref()
-            .map(|info| client_line(info, now, ctx.client.id))
-            .unwrap_or_default();
+        let line = ctx.client.info.as_ref().map(|info| client_line(info, now, ctx.client.id)).unwrap_or_default();
         ctx.reply.verbatim(format!("{line}\n").as_bytes());
     } else if is(sub, "list") {
         let mut clients: Vec<_> = ctx.server.clients.lock().values().cloned().collect();
@@ -701,10 +666,7 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         ctx.store.config.active_expire_enabled = args[2] != b"0";
         ctx.reply.ok();
     } else {
-        return Err(CmdError::err(format!(
-            "DEBUG subcommand '{}' is not supported",
-            String::from_utf8_lossy(sub)
-        )));
+        return Err(CmdError::err(format!("DEBUG subcommand '{}' is not supported", String::from_utf8_lossy(sub))));
     }
     Ok(())
 }

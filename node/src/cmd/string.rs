@@ -130,11 +130,7 @@ fn set(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     let key = args[1];
     let db = ctx.client.db;
-    let old = if return_old {
-        current_string(ctx, key)?
-    } else {
-        None
-    };
+    let old = if return_old { current_string(ctx, key)? } else { None };
     let exists = ctx.store.contains(db, key);
     let allowed = match condition {
         Condition::Always => true,
@@ -517,16 +513,12 @@ fn lcs(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         index += 1;
     }
     if want_len && want_idx {
-        return Err(CmdError::err(
-            "If you want both the length and indexes, please just use IDX.",
-        ));
+        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
     }
-    let first = read_string(ctx, args[1]).map_err(|_| {
-        CmdError::err("The specified keys must contain string values")
-    })?;
-    let second = read_string(ctx, args[2]).map_err(|_| {
-        CmdError::err("The specified keys must contain string values")
-    })?;
+    let first =
+        read_string(ctx, args[1]).map_err(|_| CmdError::err("The specified keys must contain string values"))?;
+    let second =
+        read_string(ctx, args[2]).map_err(|_| CmdError::err("The specified keys must contain string values"))?;
     let (a, b) = (first.unwrap_or_default(), second.unwrap_or_default());
     // Dynamic programming table of LCS lengths, (|a|+1) x (|b|+1).
     let width = b.len() + 1;

@@ -35,18 +35,13 @@ fn exec(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     };
     if state.aborted {
         unwatch_all(ctx);
-        return Err(CmdError::Coded(
-            "EXECABORT Transaction discarded because of previous errors.".into(),
-        ));
+        return Err(CmdError::Coded("EXECABORT Transaction discarded because of previous errors.".into()));
     }
     let now = ctx.store.now_ms;
     let client_id = ctx.client.id;
     let live = ctx.store.watches.live_watched_keys(client_id, &ctx.client.watched);
-    let expired_since_watch = live.iter().any(|(db, key)| {
-        ctx.store.dbs[*db]
-            .get(key)
-            .is_some_and(|entry| entry.is_expired(now))
-    });
+    let expired_since_watch =
+        live.iter().any(|(db, key)| ctx.store.dbs[*db].get(key).is_some_and(|entry| entry.is_expired(now)));
     if ctx.store.watches.is_dirty(client_id) || expired_since_watch {
         unwatch_all(ctx);
         ctx.reply.null_array();

@@ -55,12 +55,7 @@ pub struct RequestParser {
 
 impl RequestParser {
     pub fn new(max_bulk_len: usize) -> Self {
-        Self {
-            position: 0,
-            args: Vec::with_capacity(8),
-            multibulk: None,
-            max_bulk_len,
-        }
+        Self { position: 0, args: Vec::with_capacity(8), multibulk: None, max_bulk_len }
     }
 
     pub fn set_max_bulk_len(&mut self, max_bulk_len: usize) {
@@ -76,10 +71,7 @@ impl RequestParser {
     /// caller can reserve room for big values in one step.
     pub fn pending_bulk_bytes(&self, buffer_len: usize) -> usize {
         match &self.multibulk {
-            Some(MultibulkProgress {
-                bulk_len: Some(len),
-                ..
-            }) => (self.position + len + 2).saturating_sub(buffer_len),
+            Some(MultibulkProgress { bulk_len: Some(len), .. }) => (self.position + len + 2).saturating_sub(buffer_len),
             _ => 0,
         }
     }
@@ -121,10 +113,7 @@ impl RequestParser {
             }
             let count = count as usize;
             self.args.reserve(count.min(1024));
-            self.multibulk = Some(MultibulkProgress {
-                remaining: count,
-                bulk_len: None,
-            });
+            self.multibulk = Some(MultibulkProgress { remaining: count, bulk_len: None });
         }
         loop {
             let Some(progress) = self.multibulk.as_mut() else {
@@ -373,10 +362,7 @@ mod tests {
         let commands = parse_all(b"set \"a b\" 'c\\'d' \"\\x41\\n\"\r\nPING\n").unwrap();
         assert_eq!(
             commands,
-            vec![
-                vec![b"set".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()],
-                vec![b"PING".to_vec()]
-            ]
+            vec![vec![b"set".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()], vec![b"PING".to_vec()]]
         );
     }
 

@@ -95,10 +95,7 @@ impl BlockingRegistry {
 
     /// Waiter ids on a key, oldest first.
     pub fn waiting_on(&self, db: usize, key: &Key) -> Vec<u64> {
-        self.by_key
-            .get(&(db, key.clone()))
-            .map(|queue| queue.iter().copied().collect())
-            .unwrap_or_default()
+        self.by_key.get(&(db, key.clone())).map(|queue| queue.iter().copied().collect()).unwrap_or_default()
     }
 
     pub fn get(&self, id: u64) -> Option<&Waiter> {

@@ -69,12 +69,7 @@ impl Default for Database {
 impl Database {
     pub fn new() -> Self {
         let shards = (0..SHARD_COUNT).map(|_| Shard::default()).collect();
-        Self {
-            shards,
-            keys: 0,
-            volatile: 0,
-            hasher: foldhash::fast::FixedState::with_seed(0x5eed_f3ca_c4e0_0001),
-        }
+        Self { shards, keys: 0, volatile: 0, hasher: foldhash::fast::FixedState::with_seed(0x5eed_f3ca_c4e0_0001) }
     }
 
     #[inline]
@@ -110,16 +105,12 @@ impl Database {
 
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         let hash = self.hash(key);
-        self.shards[Self::shard_of(hash)]
-            .table
-            .find(hash, |entry| entry.key.as_slice() == key)
+        self.shards[Self::shard_of(hash)].table.find(hash, |entry| entry.key.as_slice() == key)
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let hash = self.hash(key);
-        self.shards[Self::shard_of(hash)]
-            .table
-            .find_mut(hash, |entry| entry.key.as_slice() == key)
+        self.shards[Self::shard_of(hash)].table.find_mut(hash, |entry| entry.key.as_slice() == key)
     }
 
     /// Inserts or replaces; returns the previous entry.
@@ -133,9 +124,7 @@ impl Database {
             |existing| existing.key == entry.key,
             |existing| hasher.hash_one(existing.key.as_slice()),
         ) {
-            hashbrown::hash_table::Entry::Occupied(mut occupied) => {
-                Some(std::mem::replace(occupied.get_mut(), entry))
-            }
+            hashbrown::hash_table::Entry::Occupied(mut occupied) => Some(std::mem::replace(occupied.get_mut(), entry)),
             hashbrown::hash_table::Entry::Vacant(vacant) => {
                 vacant.insert(entry);
                 None
@@ -300,7 +289,11 @@ impl Database {
                 }
             }
         }
-        if count == 0 { 0 } else { total / count }
+        if count == 0 {
+            0
+        } else {
+            total / count
+        }
     }
 }
 
@@ -309,13 +302,7 @@ mod tests {
     use super::*;
 
     fn entry(key: &str, expire_at: i64) -> Entry {
-        Entry {
-            key: Key::from_slice(key.as_bytes()),
-            value: Value::Int(1),
-            expire_at,
-            access: 0,
-            version: 0,
-        }
+        Entry { key: Key::from_slice(key.as_bytes()), value: Value::Int(1), expire_at, access: 0, version: 0 }
     }
 
     #[test]

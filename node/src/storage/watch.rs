@@ -28,10 +28,7 @@ impl WatchRegistry {
     pub fn watch(&mut self, client_id: u64, db: usize, key: &[u8], expired_at_watch: bool) {
         let watchers = self.watchers.entry((db, Key::from_slice(key))).or_default();
         if !watchers.iter().any(|watcher| watcher.client_id == client_id) {
-            watchers.push(Watcher {
-                client_id,
-                expired_at_watch,
-            });
+            watchers.push(Watcher { client_id, expired_at_watch });
         }
     }
 
@@ -102,9 +99,7 @@ impl WatchRegistry {
         keys.iter()
             .filter(|(db, key)| {
                 self.watchers.get(&(*db, key.clone())).is_some_and(|watchers| {
-                    watchers
-                        .iter()
-                        .any(|watcher| watcher.client_id == client_id && !watcher.expired_at_watch)
+                    watchers.iter().any(|watcher| watcher.client_id == client_id && !watcher.expired_at_watch)
                 })
             })
             .cloned()

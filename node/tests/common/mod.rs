@@ -73,10 +73,7 @@ impl RawClient {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        RawClient {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-        }
+        RawClient { reader: BufReader::new(stream.try_clone().expect("clone")), writer: stream }
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
@@ -195,13 +192,11 @@ fn wait_until_ready(port: u16, child: &mut Child) {
             panic!("server on port {port} exited early: {status}");
         }
         if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-            let mut client = RawClient {
-                reader: BufReader::new(stream.try_clone().expect("clone")),
-                writer: stream,
-            };
+            let mut client = RawClient { reader: BufReader::new(stream.try_clone().expect("clone")), writer: stream };
             client.send(&[b"PING"]);
             let reply = client.read_reply();
-            if reply == Resp::Simple("PONG".into()) || matches!(&reply, Resp::Error(text) if text.starts_with("NOAUTH")) {
+            if reply == Resp::Simple("PONG".into()) || matches!(&reply, Resp::Error(text) if text.starts_with("NOAUTH"))
+            {
                 return;
             }
         }
