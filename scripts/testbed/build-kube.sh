@@ -25,6 +25,7 @@ ensure_host_packages() {
     [[ -x /usr/lib/go-1.19/bin/go ]] || missing+=(golang-1.19-go)
     command -v rsync >/dev/null || missing+=(rsync)
     command -v openssl >/dev/null || missing+=(openssl)
+    command -v curl >/dev/null || missing+=(curl)
     [[ -d /usr/share/gocode/src/github.com/modern-go/reflect2 ]] || missing+=(golang-github-modern-go-reflect2-dev)
     if ((${#missing[@]})); then
         log "installing host packages: ${missing[*]}"
@@ -51,7 +52,9 @@ enable_deb_src() {
     fi
 }
 
+# Runtime needs (etcd, openssl, curl) are checked even when the build is cached.
 if have_all; then
+    ensure_host_packages
     log "cached binaries present in $BIN_DIR"
     echo "$BIN_DIR"
     exit 0
@@ -66,7 +69,7 @@ mkdir -p "$WORK"
 if [[ ! -d "$SRC" ]]; then
     log "fetching source package into $WORK"
     apt_update_once
-    (cd "$WORK" && apt-get source "kubernetes=$KUBE_VERSION" >&2 || apt-get source kubernetes >&2)
+    (cd "$WORK" && apt-get source kubernetes >&2)
 fi
 if [[ ! -d "$SRC" ]]; then
     SRC="$(find "$WORK" -maxdepth 1 -mindepth 1 -type d -name 'kubernetes-*' | head -n1)"

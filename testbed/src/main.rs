@@ -1,6 +1,7 @@
 //! `ferrocache-kubelet`: the kubelet stand-in of the local test bed.
 //! See [`ferrocache_testbed::kubelet`] and `scripts/testbed/README.md`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use ferrocache_testbed::kubelet::{self, config::Settings};
