@@ -56,7 +56,27 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Raises the open-file limit so `maxclients` connections fit, as Redis does.
+fn raise_open_file_limit(maxclients: u64) {
+    let wanted = maxclients + 64;
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur >= wanted {
+            return;
+        }
+        limit.rlim_cur = wanted.min(limit.rlim_max);
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            tracing::warn!(wanted, "cannot raise the open file limit; fewer clients may connect");
+        }
+    }
+}
+
 async fn run(config: Config, config_file: String) -> i32 {
+    raise_open_file_limit(config.maxclients);
     let listeners = match server::bind(&config).await {
         Ok(listeners) => listeners,
         Err(error) => {

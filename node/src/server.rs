@@ -271,6 +271,8 @@ impl Connection {
     fn run_batch(&mut self, state: &ServerState, client: &mut Client) -> BatchEnd {
         let mut store = state.store.lock();
         store.refresh_clock();
+        self.parser.set_max_bulk_len(usize::try_from(store.config.proto_max_bulk_len).unwrap_or(usize::MAX));
+        self.parser.set_unauthenticated(!client.authenticated);
         let mut consumed = 0;
         let mut executed = 0;
         let end = loop {
@@ -278,7 +280,8 @@ impl Connection {
                 Ok(Some(ranges)) => ranges,
                 Ok(None) => break BatchEnd::NeedInput,
                 Err(error) => {
-                    Reply::new(&mut self.output, client.resp3).error(&error.to_string());
+                    debug!(error = %error, "closing connection after a protocol error");
+                    Reply::new(&mut self.output, client.resp3).error(&format!("ERR {error}"));
                     break BatchEnd::Close;
                 }
             };
@@ -295,6 +298,7 @@ impl Connection {
             }
             consumed = self.parser.position();
             executed += 1;
+            self.parser.set_unauthenticated(!client.authenticated);
             if let Some(request) = client.blocked.take() {
                 let (sender, receiver) = oneshot::channel();
                 let waiter_id = store.blocking.block(Waiter {

@@ -12,7 +12,10 @@ use std::ops::Range;
 /// `PROTO_INLINE_MAX_SIZE`.
 pub const INLINE_MAX_SIZE: usize = 64 * 1024;
 /// Largest multibulk element count accepted.
-pub const MAX_MULTIBULK_COUNT: i64 = 1024 * 1024 * 1024;
+pub const MAX_MULTIBULK_COUNT: i64 = i32::MAX as i64;
+/// Limits for clients that have not authenticated yet (Redis's `authRequired`).
+const UNAUTHENTICATED_MAX_COUNT: i64 = 10;
+const UNAUTHENTICATED_MAX_BULK: usize = 16384;
 
 /// A protocol violation; the connection answers with the message and closes,
 /// as Redis does.
@@ -32,6 +35,10 @@ pub enum ParseError {
     BulkCountTooBig,
     #[error("Protocol error: unbalanced quotes in request")]
     UnbalancedQuotes,
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
 }
 
 #[derive(Debug, Default)]
@@ -51,11 +58,18 @@ pub struct RequestParser {
     args: Vec<Range<usize>>,
     multibulk: Option<MultibulkProgress>,
     max_bulk_len: usize,
+    /// The client must still authenticate: small limits protect the server.
+    unauthenticated: bool,
 }
 
 impl RequestParser {
     pub fn new(max_bulk_len: usize) -> Self {
-        Self { position: 0, args: Vec::with_capacity(8), multibulk: None, max_bulk_len }
+        Self { position: 0, args: Vec::with_capacity(8), multibulk: None, max_bulk_len, unauthenticated: false }
+    }
+
+    /// Applies (or lifts) the small limits for clients that must authenticate first.
+    pub fn set_unauthenticated(&mut self, unauthenticated: bool) {
+        self.unauthenticated = unauthenticated;
     }
 
     pub fn set_max_bulk_len(&mut self, max_bulk_len: usize) {
@@ -80,6 +94,11 @@ impl RequestParser {
     /// dropped; pending offsets are rebased.
     pub fn discard_prefix(&mut self, consumed: usize) {
         self.position -= consumed;
+        if self.multibulk.is_none() {
+            // The ranges belong to a command already executed.
+            self.args.clear();
+            return;
+        }
         for range in &mut self.args {
             range.start -= consumed;
             range.end -= consumed;
@@ -107,6 +126,9 @@ impl RequestParser {
             let count = parse_length(&buffer[self.position + 1..line_end])
                 .filter(|count| *count <= MAX_MULTIBULK_COUNT)
                 .ok_or(ParseError::InvalidMultibulkLength)?;
+            if self.unauthenticated && count > UNAUTHENTICATED_MAX_COUNT {
+                return Err(ParseError::UnauthenticatedMultibulkLength);
+            }
             self.position = line_end + 2;
             if count <= 0 {
                 return Ok(Some(&self.args[..0]));
@@ -140,6 +162,9 @@ impl RequestParser {
                     let len = parse_length(&buffer[self.position + 1..line_end])
                         .filter(|len| *len >= 0 && (*len as u64) <= self.max_bulk_len as u64)
                         .ok_or(ParseError::InvalidBulkLength)?;
+                    if self.unauthenticated && len as usize > UNAUTHENTICATED_MAX_BULK {
+                        return Err(ParseError::UnauthenticatedBulkLength);
+                    }
                     self.position = line_end + 2;
                     progress.bulk_len = Some(len as usize);
                 }

@@ -1,0 +1,32 @@
+# ferrocache: one target per workflow. `make help` lists them.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help demo test unit lint bench deps fmt
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+deps: ## install system packages the tests need (Redis 7 as the peer)
+	@scripts/install-deps.sh
+
+demo: deps ## run the main job on an embedded default
+	@scripts/demo.sh
+
+test: deps lint ## the whole test suite (what CI runs)
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+unit: ## unit tests only (no servers started)
+	$(CARGO) test --workspace --lib
+
+lint: ## formatting and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+bench: deps ## benchmarks against Redis 7 in the same run; prints a table of ratios
+	$(CARGO) build --release -p ferrocache-node
+	python3 bench/run.py
