@@ -94,6 +94,8 @@ pub struct Config {
     pub maxmemory: u64,
     pub maxmemory_policy: EvictionPolicy,
     pub maxmemory_samples: u32,
+    pub maxmemory_eviction_tenacity: u32,
+    pub maxmemory_clients: u64,
     pub snapshot_method: SnapshotMethod,
     pub reserved_memory_percent: u32,
     pub requirepass: Option<String>,
@@ -148,6 +150,8 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::NoEviction,
             maxmemory_samples: 5,
+            maxmemory_eviction_tenacity: 10,
+            maxmemory_clients: 0,
             snapshot_method: SnapshotMethod::Auto,
             reserved_memory_percent: 25,
             requirepass: None,
@@ -169,7 +173,7 @@ impl Default for Config {
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             preload: None,
-            hash_max_listpack_entries: 128,
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
@@ -373,20 +377,31 @@ pub static PARAMS: &[Param] = &[
         get: |config| config.maxmemory_policy.name().into(),
         set: |config, text| {
             config.maxmemory_policy = EvictionPolicy::parse(text).ok_or(ConfigError::InvalidEnum(
-                "volatile-lru,volatile-lfu,volatile-random,volatile-ttl,allkeys-lru,allkeys-lfu,allkeys-random,noeviction",
+                "volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction",
             ))?;
             Ok(())
         },
         mutable: true,
     },
     int_param!("maxmemory-samples", &[], maxmemory_samples, u32, 1, 64),
+    int_param!("maxmemory-eviction-tenacity", &[], maxmemory_eviction_tenacity, u32, 0, 100),
+    Param {
+        name: "maxmemory-clients",
+        aliases: &[],
+        get: |config| config.maxmemory_clients.to_string(),
+        set: |config, text| {
+            config.maxmemory_clients = parse_memory_setting(text)?;
+            Ok(())
+        },
+        mutable: true,
+    },
     Param {
         name: "snapshot-method",
         aliases: &[],
         get: |config| config.snapshot_method.name().into(),
         set: |config, text| {
             config.snapshot_method =
-                SnapshotMethod::parse(text).ok_or(ConfigError::InvalidEnum("auto,fork,forkless"))?;
+                SnapshotMethod::parse(text).ok_or(ConfigError::InvalidEnum("auto, fork, forkless"))?;
             Ok(())
         },
         mutable: true,
@@ -623,7 +638,7 @@ mod tests {
         let mut config = Config::default();
         assert_eq!(
             config.apply("maxmemory-policy", &strings(&["bogus"])).unwrap_err().to_string(),
-            "argument(s) must be one of the following: volatile-lru,volatile-lfu,volatile-random,volatile-ttl,allkeys-lru,allkeys-lfu,allkeys-random,noeviction"
+            "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"
         );
         assert!(config.apply("no-such-thing", &strings(&["1"])).is_err());
         assert!(config.apply("reserved-memory-percent", &strings(&["101"])).is_err());
@@ -633,7 +648,16 @@ mod tests {
     fn config_get_matches_globs_and_aliases() {
         let config = Config::default();
         let names: Vec<_> = config.matching(b"maxmemory*").into_iter().map(|(name, _)| name).collect();
-        assert_eq!(names, vec!["maxmemory", "maxmemory-policy", "maxmemory-samples"]);
-        assert_eq!(config.matching(b"hash-max-ziplist-entries")[0].1, "128");
+        assert_eq!(
+            names,
+            vec![
+                "maxmemory",
+                "maxmemory-policy",
+                "maxmemory-samples",
+                "maxmemory-eviction-tenacity",
+                "maxmemory-clients"
+            ]
+        );
+        assert_eq!(config.matching(b"hash-max-ziplist-entries")[0].1, "512");
     }
 }

@@ -521,10 +521,7 @@ fn object(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     if args.len() != 3 {
-        return Err(CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(sub)
-        )));
+        return Err(super::server::subcommand_error("object", sub, &["encoding", "refcount", "idletime", "freq"]));
     }
     let db = ctx.client.db;
     let lfu = ctx.store.config.maxmemory_policy.is_lfu();
@@ -562,7 +559,7 @@ fn object(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         let counter = crate::storage::evict::lfu_decayed_counter(entry.access, minutes, &config);
         ctx.reply.int(i64::from(counter));
     } else {
-        return Err(CmdError::err(format!("unknown subcommand '{}'. Try OBJECT HELP.", String::from_utf8_lossy(sub))));
+        return Err(super::server::subcommand_error("object", sub, &[]));
     }
     Ok(())
 }

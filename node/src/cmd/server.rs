@@ -112,7 +112,7 @@ fn hello(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     if !ctx.client.authenticated {
         return Err(CmdError::Coded(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
         ));
     }
     if let Some(name) = name {
@@ -339,7 +339,7 @@ fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 )));
             }
             (param.set)(&mut updated, &value).map_err(|error| {
-                CmdError::err(format!("Invalid argument '{value}' for CONFIG SET '{name}' - {error}"))
+                CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {error}"))
             })?;
         }
         ctx.store.config = updated;
@@ -373,10 +373,7 @@ fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         Ok(())
     } else {
-        Err(CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(sub)
-        )))
+        Err(subcommand_error("config", sub, &["get", "set", "resetstat", "rewrite", "help"]))
     }
 }
 
@@ -575,15 +572,31 @@ fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     } else if (is(sub, "no-evict") || is(sub, "no-touch")) && args.len() == 3 {
         ctx.reply.ok();
     } else {
-        return Err(CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(sub)
-        )));
+        return Err(subcommand_error(
+            "client",
+            sub,
+            &["setname", "getname", "id", "info", "list", "kill", "no-evict", "no-touch"],
+        ));
     }
     Ok(())
 }
 
 // ---------------------------------------------------------------- misc
+
+/// The error for a bad subcommand: wrong arity for a known one (named
+/// `container|sub` as Redis 7 does), else "unknown subcommand".
+pub fn subcommand_error(container: &str, sub: &[u8], known: &[&str]) -> CmdError {
+    let lowered = String::from_utf8_lossy(sub).to_ascii_lowercase();
+    if known.contains(&lowered.as_str()) {
+        CmdError::WrongArity(format!("{container}|{lowered}"))
+    } else {
+        CmdError::err(format!(
+            "unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+            container.to_ascii_uppercase()
+        ))
+    }
+}
 
 fn shutdown(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut save = None;
@@ -626,10 +639,7 @@ fn memory(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         ctx.reply.int(ctx.store.total_keys() as i64);
         Ok(())
     } else {
-        Err(CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try MEMORY HELP.",
-            String::from_utf8_lossy(sub)
-        )))
+        Err(subcommand_error("memory", sub, &["usage", "stats"]))
     }
 }
 
