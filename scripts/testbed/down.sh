@@ -21,6 +21,12 @@ for pid_file in "$RUN"/kubelet/pods/*/*.pid; do
     fi
     rm -f "$pid_file"
 done
+# Pod IPs the stand-in left on lo (it removes them itself when it stops cleanly).
+while read -r address; do
+    [[ -n "$address" ]] || continue
+    tb_log "removing leftover pod address $address from lo"
+    ip addr del "$address" dev lo 2>/dev/null || true
+done < <(ip -4 -o addr show dev lo label lo:ferrocache 2>/dev/null | awk '{print $4}')
 tb_stop "$PIDS" kube-scheduler 10
 tb_stop "$PIDS" kube-controller-manager 10
 tb_stop "$PIDS" kube-apiserver 20

@@ -12,9 +12,7 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -26,10 +24,7 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            error!(
-                error = &*error as &dyn std::error::Error,
-                "kubelet stand-in failed"
-            );
+            error!(error = &*error as &dyn std::error::Error, "kubelet stand-in failed");
             ExitCode::FAILURE
         }
     }
@@ -38,12 +33,7 @@ async fn main() -> ExitCode {
 async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_args_and_env(args)?;
     let client_config = kube::Config::infer().await?;
-    let host = client_config
-        .cluster_url
-        .host()
-        .unwrap_or("127.0.0.1")
-        .trim_matches(['[', ']'])
-        .to_owned();
+    let host = client_config.cluster_url.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']).to_owned();
     let port = client_config.cluster_url.port_u16().unwrap_or(443);
     let config = settings.into_config(&host, port)?;
     let client = kube::Client::try_from(client_config)?;

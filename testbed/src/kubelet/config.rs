@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::image::{ImageDirs, ImageError};
+use super::ipam::{IpamError, PodCidr, DEFAULT_POD_CIDR};
 
 /// Error of reading the stand-in's settings.
 #[derive(Debug, thiserror::Error)]
@@ -14,12 +15,11 @@ pub enum ConfigError {
     #[error("flag {flag} needs a value")]
     MissingValue { flag: String },
     #[error("invalid value {value:?} for {setting}")]
-    InvalidValue {
-        setting: &'static str,
-        value: String,
-    },
+    InvalidValue { setting: &'static str, value: String },
     #[error("invalid image mapping")]
     Images(#[source] ImageError),
+    #[error("invalid pod network")]
+    PodCidr(#[source] IpamError),
 }
 
 /// Settings of the stand-in.
@@ -31,6 +31,8 @@ pub struct KubeletConfig {
     pub run_dir: PathBuf,
     /// Images run from local binaries (`--image-dirs`, `FERROCACHE_KUBELET_IMAGE_DIRS`).
     pub images: ImageDirs,
+    /// Network pod IPs come from (`--pod-cidr`, `FERROCACHE_KUBELET_POD_CIDR`).
+    pub pod_cidr: PodCidr,
     /// The node's address, used as `status.hostIP` and for host-network pods.
     pub host_ip: Ipv4Addr,
     /// API server address given to pods as `KUBERNETES_SERVICE_HOST`/`PORT`
@@ -54,6 +56,7 @@ Flags (each also read from the environment variable shown):
   --node-name NAME       FERROCACHE_KUBELET_NODE_NAME   default ferrocache-local
   --run-dir DIR          FERROCACHE_KUBELET_RUN_DIR     default /tmp/ferrocache-testbed/kubelet
   --image-dirs SPEC      FERROCACHE_KUBELET_IMAGE_DIRS  repository=directory[#entrypoint],...
+  --pod-cidr CIDR        FERROCACHE_KUBELET_POD_CIDR    default 198.18.0.0/16 (addresses go on lo)
   --api-host HOST        FERROCACHE_KUBELET_API_HOST    default: host of the cluster URL
   --api-port PORT        FERROCACHE_KUBELET_API_PORT    default: port of the cluster URL
   --cpu CORES            FERROCACHE_KUBELET_CPU         default 32
@@ -67,6 +70,7 @@ pub struct Settings {
     pub node_name: Option<String>,
     pub run_dir: Option<String>,
     pub image_dirs: Option<String>,
+    pub pod_cidr: Option<String>,
     pub api_host: Option<String>,
     pub api_port: Option<String>,
     pub cpu: Option<String>,
@@ -82,6 +86,7 @@ impl Settings {
             node_name: env("FERROCACHE_KUBELET_NODE_NAME"),
             run_dir: env("FERROCACHE_KUBELET_RUN_DIR"),
             image_dirs: env("FERROCACHE_KUBELET_IMAGE_DIRS"),
+            pod_cidr: env("FERROCACHE_KUBELET_POD_CIDR"),
             api_host: env("FERROCACHE_KUBELET_API_HOST"),
             api_port: env("FERROCACHE_KUBELET_API_PORT"),
             cpu: env("FERROCACHE_KUBELET_CPU"),
@@ -94,6 +99,7 @@ impl Settings {
                 "--node-name" => &mut settings.node_name,
                 "--run-dir" => &mut settings.run_dir,
                 "--image-dirs" => &mut settings.image_dirs,
+                "--pod-cidr" => &mut settings.pod_cidr,
                 "--api-host" => &mut settings.api_host,
                 "--api-port" => &mut settings.api_port,
                 "--cpu" => &mut settings.cpu,
@@ -108,36 +114,20 @@ impl Settings {
 
     /// Completes the settings; `cluster_host`/`cluster_port` come from the
     /// client's cluster URL.
-    pub fn into_config(
-        self,
-        cluster_host: &str,
-        cluster_port: u16,
-    ) -> Result<KubeletConfig, ConfigError> {
-        fn number(
-            setting: &'static str,
-            value: Option<String>,
-            default: i64,
-        ) -> Result<i64, ConfigError> {
-            value.map_or(Ok(default), |v| {
-                v.parse()
-                    .map_err(|_| ConfigError::InvalidValue { setting, value: v })
-            })
+    pub fn into_config(self, cluster_host: &str, cluster_port: u16) -> Result<KubeletConfig, ConfigError> {
+        fn number(setting: &'static str, value: Option<String>, default: i64) -> Result<i64, ConfigError> {
+            value.map_or(Ok(default), |v| v.parse().map_err(|_| ConfigError::InvalidValue { setting, value: v }))
         }
         let api_port = match self.api_port {
-            Some(port) => port.parse().map_err(|_| ConfigError::InvalidValue {
-                setting: "api port",
-                value: port,
-            })?,
+            Some(port) => port.parse().map_err(|_| ConfigError::InvalidValue { setting: "api port", value: port })?,
             None => cluster_port,
         };
         Ok(KubeletConfig {
             node_name: self.node_name.unwrap_or_else(|| "ferrocache-local".into()),
-            run_dir: PathBuf::from(
-                self.run_dir
-                    .unwrap_or_else(|| "/tmp/ferrocache-testbed/kubelet".into()),
-            ),
-            images: ImageDirs::parse(self.image_dirs.as_deref().unwrap_or_default())
-                .map_err(ConfigError::Images)?,
+            run_dir: PathBuf::from(self.run_dir.unwrap_or_else(|| "/tmp/ferrocache-testbed/kubelet".into())),
+            images: ImageDirs::parse(self.image_dirs.as_deref().unwrap_or_default()).map_err(ConfigError::Images)?,
+            pod_cidr: PodCidr::parse(self.pod_cidr.as_deref().unwrap_or(DEFAULT_POD_CIDR))
+                .map_err(ConfigError::PodCidr)?,
             host_ip: Ipv4Addr::LOCALHOST,
             api_host: self.api_host.unwrap_or_else(|| cluster_host.to_owned()),
             api_port,
@@ -159,16 +149,9 @@ mod tests {
 
     #[test]
     fn flags_override_defaults_and_api_address_defaults_to_the_cluster_url() {
-        let settings = Settings::from_args_and_env(args(&[
-            "--node-name",
-            "n1",
-            "--image-dirs",
-            "ferrocache=/bin",
-        ]))
-        .expect("valid flags");
-        let config = settings
-            .into_config("127.0.0.1", 6443)
-            .expect("valid config");
+        let settings = Settings::from_args_and_env(args(&["--node-name", "n1", "--image-dirs", "ferrocache=/bin"]))
+            .expect("valid flags");
+        let config = settings.into_config("127.0.0.1", 6443).expect("valid config");
         assert_eq!(config.node_name, "n1");
         assert_eq!(config.api_host, "127.0.0.1");
         assert_eq!(config.api_port, 6443);
@@ -177,13 +160,7 @@ mod tests {
 
     #[test]
     fn unknown_flag_and_missing_value_are_errors() {
-        assert!(matches!(
-            Settings::from_args_and_env(args(&["--bogus"])),
-            Err(ConfigError::UnknownFlag { .. })
-        ));
-        assert!(matches!(
-            Settings::from_args_and_env(args(&["--run-dir"])),
-            Err(ConfigError::MissingValue { .. })
-        ));
+        assert!(matches!(Settings::from_args_and_env(args(&["--bogus"])), Err(ConfigError::UnknownFlag { .. })));
+        assert!(matches!(Settings::from_args_and_env(args(&["--run-dir"])), Err(ConfigError::MissingValue { .. })));
     }
 }

@@ -32,9 +32,7 @@ impl Backoff {
         }
         let delay = match self.failures {
             0 => Duration::ZERO,
-            n => BACKOFF_INITIAL
-                .saturating_mul(1 << (n - 1).min(10))
-                .min(BACKOFF_MAX),
+            n => BACKOFF_INITIAL.saturating_mul(1 << (n - 1).min(10)).min(BACKOFF_MAX),
         };
         self.failures = self.failures.saturating_add(1);
         delay
@@ -85,12 +83,7 @@ enum RunEnd {
 }
 
 /// Runs a container until it finishes for good or the pod stops.
-pub async fn run(
-    context: Arc<PodContext>,
-    slot: Slot,
-    container: Container,
-    mut stop: StopSignal,
-) -> ContainerOutcome {
+pub async fn run(context: Arc<PodContext>, slot: Slot, container: Container, mut stop: StopSignal) -> ContainerOutcome {
     let restart_policy = context.restart_policy();
     let is_init = matches!(slot, Slot::Init(_));
     let mut backoff = Backoff::default();
@@ -107,10 +100,7 @@ pub async fn run(
                 };
                 warn!(pod = %context.key(), container = %container.name, error = &error as &dyn std::error::Error, "unable to prepare container");
                 context.update(slot, |c| {
-                    c.phase = Phase::Waiting {
-                        reason: reason.into(),
-                        message: Some(error.to_string()),
-                    };
+                    c.phase = Phase::Waiting { reason: reason.into(), message: Some(error.to_string()) };
                 });
                 if !sleep_unless_stopped(Duration::from_secs(2), &mut stop).await {
                     return ContainerOutcome::Stopped;
@@ -151,13 +141,7 @@ pub async fn run(
 
                 let (kill_sender, mut kill_receiver) = mpsc::channel::<String>(1);
                 let probes = (!is_init).then(|| {
-                    tokio::spawn(run_probes(
-                        context.clone(),
-                        slot,
-                        container.clone(),
-                        spec.clone(),
-                        kill_sender,
-                    ))
+                    tokio::spawn(run_probes(context.clone(), slot, container.clone(), spec.clone(), kill_sender))
                 });
                 let end = tokio::select! {
                     status = child.wait() => RunEnd::Exited(status),
@@ -185,11 +169,7 @@ pub async fn run(
                 let terminated = Terminated {
                     exit_code,
                     signal,
-                    reason: if exit_code == 0 {
-                        "Completed".into()
-                    } else {
-                        "Error".into()
-                    },
+                    reason: if exit_code == 0 { "Completed".into() } else { "Error".into() },
                     message,
                     started_at: Some(started_at),
                     finished_at,
@@ -225,10 +205,7 @@ pub async fn run(
             c.last_terminated = Some(terminated.clone());
             c.ready = false;
             c.phase = if delay.is_zero() {
-                Phase::Waiting {
-                    reason: "ContainerCreating".into(),
-                    message: None,
-                }
+                Phase::Waiting { reason: "ContainerCreating".into(), message: None }
             } else {
                 Phase::Waiting {
                     reason: "CrashLoopBackOff".into(),
@@ -258,11 +235,7 @@ async fn run_probes(
     process: ProcessSpec,
     kill: mpsc::Sender<String>,
 ) {
-    let target = ProbeTarget {
-        pod_ip: context.pod_ip(),
-        image: container.image.clone().unwrap_or_default(),
-        process,
-    };
+    let target = ProbeTarget { pod_ip: context.pod_ip(), image: container.image.clone().unwrap_or_default(), process };
     if let Some(startup) = &container.startup_probe {
         match probe_until_decided(&context, &container, &target, startup, true).await {
             Decision::Passed => context.update(slot, |c| c.started = true),
@@ -273,16 +246,9 @@ async fn run_probes(
         }
     }
     let liveness = container.liveness_probe.clone().map(|probe| {
-        let (context, container, target, kill) = (
-            context.clone(),
-            container.clone(),
-            target.clone(),
-            kill.clone(),
-        );
+        let (context, container, target, kill) = (context.clone(), container.clone(), target.clone(), kill.clone());
         async move {
-            if let Decision::Failed(message) =
-                probe_until_decided(&context, &container, &target, &probe, false).await
-            {
+            if let Decision::Failed(message) = probe_until_decided(&context, &container, &target, &probe, false).await {
                 let _ = kill.send(format!("Liveness probe failed: {message}")).await;
             }
         }
@@ -340,13 +306,7 @@ async fn probe_until_decided(
     }
 }
 
-async fn readiness_loop(
-    context: &PodContext,
-    slot: Slot,
-    container: &Container,
-    target: &ProbeTarget,
-    probe: &Probe,
-) {
+async fn readiness_loop(context: &PodContext, slot: Slot, container: &Container, target: &ProbeTarget, probe: &Probe) {
     let timing = ProbeTiming::of(probe);
     tokio::time::sleep(timing.initial_delay).await;
     let (mut successes, mut failures) = (0, 0);
@@ -382,9 +342,7 @@ mod tests {
     fn first_restart_is_immediate_then_back_off_doubles_up_to_five_minutes() {
         let mut backoff = Backoff::default();
         let short = Duration::from_secs(1);
-        let delays: Vec<u64> = (0..8)
-            .map(|_| backoff.next_delay(short).as_secs())
-            .collect();
+        let delays: Vec<u64> = (0..8).map(|_| backoff.next_delay(short).as_secs()).collect();
         assert_eq!(delays, vec![0, 10, 20, 40, 80, 160, 300, 300]);
     }
 

@@ -116,10 +116,7 @@ impl Environment {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -152,28 +149,16 @@ pub fn resolve_env(
         let prefix = source.prefix.clone().unwrap_or_default();
         if let Some(reference) = &source.config_map_ref {
             match sources.config_maps.get(&reference.name).cloned().flatten() {
-                Some(data) => data
-                    .into_iter()
-                    .for_each(|(k, v)| environment.set(format!("{prefix}{k}"), v)),
+                Some(data) => data.into_iter().for_each(|(k, v)| environment.set(format!("{prefix}{k}"), v)),
                 None if reference.optional == Some(true) => {}
-                None => {
-                    return Err(EnvError::ConfigMapNotFound {
-                        name: reference.name.clone(),
-                    })
-                }
+                None => return Err(EnvError::ConfigMapNotFound { name: reference.name.clone() }),
             }
         }
         if let Some(reference) = &source.secret_ref {
             match sources.secrets.get(&reference.name).cloned().flatten() {
-                Some(data) => data
-                    .into_iter()
-                    .for_each(|(k, v)| environment.set(format!("{prefix}{k}"), v)),
+                Some(data) => data.into_iter().for_each(|(k, v)| environment.set(format!("{prefix}{k}"), v)),
                 None if reference.optional == Some(true) => {}
-                None => {
-                    return Err(EnvError::SecretNotFound {
-                        name: reference.name.clone(),
-                    })
-                }
+                None => return Err(EnvError::SecretNotFound { name: reference.name.clone() }),
             }
         }
     }
@@ -195,38 +180,26 @@ fn resolve_var(
     so_far: &Environment,
 ) -> Result<Option<String>, EnvError> {
     let Some(value_from) = &var.value_from else {
-        return Ok(Some(
-            so_far.expand(var.value.as_deref().unwrap_or_default()),
-        ));
+        return Ok(Some(so_far.expand(var.value.as_deref().unwrap_or_default())));
     };
     if let Some(field) = &value_from.field_ref {
         return field_value(pod, runtime, &field.field_path)
             .map(Some)
-            .ok_or_else(|| EnvError::UnsupportedFieldPath {
-                var: var.name.clone(),
-                path: field.field_path.clone(),
-            });
+            .ok_or_else(|| EnvError::UnsupportedFieldPath { var: var.name.clone(), path: field.field_path.clone() });
     }
     if let Some(resource) = &value_from.resource_field_ref {
         let target = match &resource.container_name {
-            Some(name) if !name.is_empty() => pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.containers.iter().find(|c| &c.name == name))
-                .unwrap_or(container),
+            Some(name) if !name.is_empty() => {
+                pod.spec.as_ref().and_then(|s| s.containers.iter().find(|c| &c.name == name)).unwrap_or(container)
+            }
             _ => container,
         };
-        return resource_value(
-            target,
-            &resource.resource,
-            resource.divisor.as_ref().map(|q| q.0.as_str()),
-            runtime,
-        )
-        .map(Some)
-        .ok_or_else(|| EnvError::UnsupportedResource {
-            var: var.name.clone(),
-            resource: resource.resource.clone(),
-        });
+        return resource_value(target, &resource.resource, resource.divisor.as_ref().map(|q| q.0.as_str()), runtime)
+            .map(Some)
+            .ok_or_else(|| EnvError::UnsupportedResource {
+                var: var.name.clone(),
+                resource: resource.resource.clone(),
+            });
     }
     if let Some(reference) = &value_from.secret_key_ref {
         let optional = reference.optional == Some(true);
@@ -234,15 +207,10 @@ fn resolve_var(
             Some(data) => match data.get(&reference.key) {
                 Some(value) => Ok(Some(value.clone())),
                 None if optional => Ok(None),
-                None => Err(EnvError::SecretKeyNotFound {
-                    name: reference.name.clone(),
-                    key: reference.key.clone(),
-                }),
+                None => Err(EnvError::SecretKeyNotFound { name: reference.name.clone(), key: reference.key.clone() }),
             },
             None if optional => Ok(None),
-            None => Err(EnvError::SecretNotFound {
-                name: reference.name.clone(),
-            }),
+            None => Err(EnvError::SecretNotFound { name: reference.name.clone() }),
         };
     }
     if let Some(reference) = &value_from.config_map_key_ref {
@@ -251,20 +219,15 @@ fn resolve_var(
             Some(data) => match data.get(&reference.key) {
                 Some(value) => Ok(Some(value.clone())),
                 None if optional => Ok(None),
-                None => Err(EnvError::ConfigMapKeyNotFound {
-                    name: reference.name.clone(),
-                    key: reference.key.clone(),
-                }),
+                None => {
+                    Err(EnvError::ConfigMapKeyNotFound { name: reference.name.clone(), key: reference.key.clone() })
+                }
             },
             None if optional => Ok(None),
-            None => Err(EnvError::ConfigMapNotFound {
-                name: reference.name.clone(),
-            }),
+            None => Err(EnvError::ConfigMapNotFound { name: reference.name.clone() }),
         };
     }
-    Err(EnvError::EmptyValueFrom {
-        var: var.name.clone(),
-    })
+    Err(EnvError::EmptyValueFrom { var: var.name.clone() })
 }
 
 /// The value of a downward API `fieldRef` path, as for env vars and
@@ -276,12 +239,8 @@ pub fn field_value(pod: &Pod, runtime: &PodRuntimeInfo, path: &str) -> Option<St
         "metadata.name" => metadata.name.clone().unwrap_or_default(),
         "metadata.namespace" => metadata.namespace.clone().unwrap_or_default(),
         "metadata.uid" => metadata.uid.clone().unwrap_or_default(),
-        "spec.nodeName" => spec
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_else(|| runtime.node_name.clone()),
-        "spec.serviceAccountName" => spec
-            .and_then(|s| s.service_account_name.clone())
-            .unwrap_or_default(),
+        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_else(|| runtime.node_name.clone()),
+        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
         "status.podIP" | "status.podIPs" => runtime.pod_ip.clone(),
         "status.hostIP" | "status.hostIPs" => runtime.host_ip.clone(),
         "metadata.labels" => format_map(metadata.labels.as_ref()),
@@ -303,11 +262,7 @@ pub fn field_value(pod: &Pod, runtime: &PodRuntimeInfo, path: &str) -> Option<St
 
 /// `key="value"` lines, sorted, as the downward API writes whole maps.
 fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
-    map.into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v:?}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    map.into_iter().flatten().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join("\n")
 }
 
 /// The value of a `resourceFieldRef` (limits fall back to node allocatable,
@@ -325,22 +280,15 @@ pub fn resource_value(
         "requests" => resources.and_then(|r| r.requests.as_ref()),
         _ => return None,
     };
-    let declared = table
-        .and_then(|t| t.get(name))
-        .and_then(|q| quantity::parse(&q.0));
+    let declared = table.and_then(|t| t.get(name)).and_then(|q| quantity::parse(&q.0));
     let fallback = match (kind, name) {
         ("limits", "cpu") => Some(runtime.node_cpu_cores as f64),
-        ("limits", "memory") | ("limits", "ephemeral-storage") => {
-            Some(runtime.node_memory_bytes as f64)
-        }
+        ("limits", "memory") | ("limits", "ephemeral-storage") => Some(runtime.node_memory_bytes as f64),
         ("requests", "cpu" | "memory" | "ephemeral-storage") => Some(0.0),
         _ => None,
     };
     let value = declared.or(fallback)?;
-    let divisor = divisor
-        .and_then(quantity::parse)
-        .filter(|d| *d > 0.0)
-        .unwrap_or(1.0);
+    let divisor = divisor.and_then(quantity::parse).filter(|d| *d > 0.0).unwrap_or(1.0);
     Some(((value / divisor).ceil() as i64).to_string())
 }
 
@@ -390,14 +338,8 @@ spec:
 
     fn sources() -> EnvSources {
         let mut sources = EnvSources::default();
-        sources.secrets.insert(
-            "auth".into(),
-            Some(BTreeMap::from([("password".into(), "s3cret".into())])),
-        );
-        sources.config_maps.insert(
-            "settings".into(),
-            Some(BTreeMap::from([("mode".into(), "fast".into())])),
-        );
+        sources.secrets.insert("auth".into(), Some(BTreeMap::from([("password".into(), "s3cret".into())])));
+        sources.config_maps.insert("settings".into(), Some(BTreeMap::from([("mode".into(), "fast".into())])));
         sources
     }
 
@@ -449,16 +391,11 @@ spec:
         let mut optional = optional;
         let spec = optional.spec.as_mut().expect("spec");
         for var in spec.containers[0].env.iter_mut().flatten() {
-            if let Some(reference) = var
-                .value_from
-                .as_mut()
-                .and_then(|v| v.secret_key_ref.as_mut())
-            {
+            if let Some(reference) = var.value_from.as_mut().and_then(|v| v.secret_key_ref.as_mut()) {
                 reference.optional = Some(true);
             }
         }
-        let env =
-            resolve_env(&optional, container(&optional), &runtime(), &sources).expect("optional");
+        let env = resolve_env(&optional, container(&optional), &runtime(), &sources).expect("optional");
         assert_eq!(env.get("PASSWORD"), None);
     }
 

@@ -57,19 +57,13 @@ impl ImageDirs {
         let mut entries = Vec::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (repository, rest) =
-                entry
-                    .split_once('=')
-                    .ok_or_else(|| ImageError::ParseEntry {
-                        entry: entry.to_owned(),
-                    })?;
+                entry.split_once('=').ok_or_else(|| ImageError::ParseEntry { entry: entry.to_owned() })?;
             let (directory, entrypoint) = match rest.split_once('#') {
                 Some((directory, entrypoint)) => (directory, Some(entrypoint.to_owned())),
                 None => (rest, None),
             };
             if repository.is_empty() || directory.is_empty() {
-                return Err(ImageError::ParseEntry {
-                    entry: entry.to_owned(),
-                });
+                return Err(ImageError::ParseEntry { entry: entry.to_owned() });
             }
             entries.push(ImageDir {
                 repository: repository.to_owned(),
@@ -99,11 +93,9 @@ impl ImageDirs {
         let (program, mut arguments) = match command.split_first() {
             Some((program, rest)) => (program.clone(), rest.to_vec()),
             None => {
-                let entrypoint = entry.and_then(|e| e.entrypoint.clone()).ok_or_else(|| {
-                    ImageError::NoEntrypoint {
-                        image: image.to_owned(),
-                    }
-                })?;
+                let entrypoint = entry
+                    .and_then(|e| e.entrypoint.clone())
+                    .ok_or_else(|| ImageError::NoEntrypoint { image: image.to_owned() })?;
                 (entrypoint, Vec::new())
             }
         };
@@ -123,14 +115,8 @@ impl ImageDirs {
             }
         });
         match resolved {
-            Some(program) => Ok(Executable {
-                program,
-                args: arguments,
-            }),
-            None => Err(ImageError::ExecutableNotFound {
-                image: image.to_owned(),
-                program,
-            }),
+            Some(program) => Ok(Executable { program, args: arguments }),
+            None => Err(ImageError::ExecutableNotFound { image: image.to_owned(), program }),
         }
     }
 }
@@ -151,9 +137,7 @@ fn search_path(program: &str, path: &str) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -168,11 +152,7 @@ mod tests {
 
     fn image_dir_with(binary: &str) -> (PathBuf, ImageDirs) {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!(
-            "ferrocache-image-test-{}-{}",
-            std::process::id(),
-            binary
-        ));
+        let dir = std::env::temp_dir().join(format!("ferrocache-image-test-{}-{}", std::process::id(), binary));
         std::fs::create_dir_all(&dir).expect("create image dir");
         let file = dir.join(binary);
         std::fs::write(&file, "#!/bin/sh\n").expect("write binary");
@@ -183,25 +163,15 @@ mod tests {
 
     #[test]
     fn repository_name_ignores_registry_tag_and_digest() {
-        assert_eq!(
-            repository_name("ghcr.io/ferrocache/ferrocache:dev"),
-            "ferrocache"
-        );
-        assert_eq!(
-            repository_name("localhost:5000/ferrocache:v1"),
-            "ferrocache"
-        );
-        assert_eq!(
-            repository_name("ferrocache/ferrocache@sha256:abc"),
-            "ferrocache"
-        );
+        assert_eq!(repository_name("ghcr.io/ferrocache/ferrocache:dev"), "ferrocache");
+        assert_eq!(repository_name("localhost:5000/ferrocache:v1"), "ferrocache");
+        assert_eq!(repository_name("ferrocache/ferrocache@sha256:abc"), "ferrocache");
         assert_eq!(repository_name("redis"), "redis");
     }
 
     #[test]
     fn mapping_entries_parse_with_optional_entrypoint() {
-        let dirs =
-            ImageDirs::parse("ferrocache=/t/debug#ferrocache-operator, other=/o").expect("valid");
+        let dirs = ImageDirs::parse("ferrocache=/t/debug#ferrocache-operator, other=/o").expect("valid");
         assert_eq!(
             dirs.lookup("ghcr.io/x/ferrocache:dev"),
             Some(&ImageDir {
@@ -210,10 +180,7 @@ mod tests {
                 entrypoint: Some("ferrocache-operator".into()),
             })
         );
-        assert_eq!(
-            dirs.lookup("other:1").map(|e| e.entrypoint.clone()),
-            Some(None)
-        );
+        assert_eq!(dirs.lookup("other:1").map(|e| e.entrypoint.clone()), Some(None));
         assert!(ImageDirs::parse("no-equals-sign").is_err());
     }
 
@@ -235,9 +202,7 @@ mod tests {
     #[test]
     fn mapped_image_without_command_runs_its_entrypoint_with_args() {
         let (dir, dirs) = image_dir_with("ferrocache-operator");
-        let resolved = dirs
-            .resolve("ferrocache:dev", &[], &strings(&["--help"]), SYSTEM_PATH)
-            .expect("resolves");
+        let resolved = dirs.resolve("ferrocache:dev", &[], &strings(&["--help"]), SYSTEM_PATH).expect("resolves");
         assert_eq!(resolved.program, dir.join("ferrocache-operator"));
         assert_eq!(resolved.args, strings(&["--help"]));
     }
@@ -245,18 +210,10 @@ mod tests {
     #[test]
     fn system_binaries_resolve_through_path() {
         let dirs = ImageDirs::default();
-        let resolved = dirs
-            .resolve(
-                "busybox:1.36",
-                &strings(&["sh", "-c", "true"]),
-                &[],
-                SYSTEM_PATH,
-            )
-            .expect("sh is on PATH");
+        let resolved =
+            dirs.resolve("busybox:1.36", &strings(&["sh", "-c", "true"]), &[], SYSTEM_PATH).expect("sh is on PATH");
         assert!(resolved.program.ends_with("sh"));
-        let absolute = dirs
-            .resolve("busybox", &strings(&["/bin/sh"]), &[], "")
-            .expect("absolute path");
+        let absolute = dirs.resolve("busybox", &strings(&["/bin/sh"]), &[], "").expect("absolute path");
         assert_eq!(absolute.program, PathBuf::from("/bin/sh"));
     }
 
@@ -267,9 +224,6 @@ mod tests {
             dirs.resolve("x", &strings(&["no-such-binary-here"]), &[], SYSTEM_PATH),
             Err(ImageError::ExecutableNotFound { .. })
         ));
-        assert!(matches!(
-            dirs.resolve("x", &[], &[], SYSTEM_PATH),
-            Err(ImageError::NoEntrypoint { .. })
-        ));
+        assert!(matches!(dirs.resolve("x", &[], &[], SYSTEM_PATH), Err(ImageError::NoEntrypoint { .. })));
     }
 }

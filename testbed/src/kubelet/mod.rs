@@ -11,9 +11,10 @@
 //! What it does not do: `kubectl logs`/`exec`/`port-forward` (read
 //! `<run dir>/pods/<namespace>_<pod>/<container>.log` instead), resource
 //! limits, network isolation (pods share the host's network namespace and
-//! must bind to their `POD_IP`), Service virtual IPs (no kube-proxy: reach
-//! pods by pod IP), cluster DNS, image pulls, readiness gates, and refreshing
-//! ConfigMap/Secret volumes after the pod started.
+//! must bind to their `POD_IP`, which is an address of the host's `lo`),
+//! Service virtual IPs (no kube-proxy: reach pods by pod IP), cluster DNS,
+//! image pulls, readiness gates, and refreshing ConfigMap/Secret volumes
+//! after the pod started.
 //!
 //! # Layout
 //! - [`config`]: flags and environment variables.
@@ -25,7 +26,7 @@
 //! - [`env`], [`expand`], [`quantity`]: env resolution and `$(VAR)` expansion.
 //! - [`volumes`]: ConfigMap, Secret, projected and other volumes as directories.
 //! - [`image`]: image and command to a local executable.
-//! - [`ipam`]: loopback pod IPs.
+//! - [`ipam`], [`network`]: pod IPs and their addresses on `lo`.
 //! - [`status`]: pod phase, conditions and container statuses (pure).
 
 pub mod config;
@@ -34,6 +35,7 @@ pub mod env;
 pub mod expand;
 pub mod image;
 pub mod ipam;
+pub mod network;
 pub mod node;
 pub mod pod;
 pub mod probe;
@@ -81,22 +83,16 @@ pub async fn run(
 ) -> Result<(), KubeletError> {
     let config = Arc::new(config);
     let pods_dir = config.run_dir.join("pods");
-    std::fs::create_dir_all(&pods_dir).map_err(|source| KubeletError::RunDir {
-        path: pods_dir.clone(),
-        source,
-    })?;
-    node::register(&client, &config)
-        .await
-        .map_err(KubeletError::Register)?;
+    std::fs::create_dir_all(&pods_dir).map_err(|source| KubeletError::RunDir { path: pods_dir.clone(), source })?;
+    clear_pod_addresses(&config).await;
+    node::register(&client, &config).await.map_err(KubeletError::Register)?;
     info!(node = %config.node_name, run_dir = %config.run_dir.display(), "node registered and ready");
     let heartbeat = tokio::spawn(node::heartbeat_forever(client.clone(), config.clone()));
 
     let mut dispatcher = Dispatcher::new(client.clone(), config.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     let selector = format!("spec.nodeName={}", config.node_name);
-    let mut events = watcher::watcher(pods, watcher::Config::default().fields(&selector))
-        .default_backoff()
-        .boxed();
+    let mut events = watcher::watcher(pods, watcher::Config::default().fields(&selector)).default_backoff().boxed();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -113,13 +109,23 @@ pub async fn run(
     info!("shutting down: stopping all pods");
     heartbeat.abort();
     dispatcher.shutdown().await;
+    clear_pod_addresses(&config).await;
     if let Err(error) = node::heartbeat(&client, &config, false).await {
-        warn!(
-            error = &error as &dyn std::error::Error,
-            "unable to mark node not ready"
-        );
+        warn!(error = &error as &dyn std::error::Error, "unable to mark node not ready");
     }
     Ok(())
+}
+
+/// Removes pod addresses a previous run may have left on `lo`.
+async fn clear_pod_addresses(config: &KubeletConfig) {
+    if config.pod_cidr.is_loopback() {
+        return;
+    }
+    match network::remove_all().await {
+        Ok(0) => {}
+        Ok(removed) => info!(removed, "removed stale pod addresses from lo"),
+        Err(error) => warn!(error = &error as &dyn std::error::Error, "unable to remove stale pod addresses"),
+    }
 }
 
 struct Dispatcher {
@@ -127,10 +133,7 @@ struct Dispatcher {
     config: Arc<KubeletConfig>,
     ipam: Arc<Mutex<PodIpAllocator>>,
     workers: HashMap<String, PodWorker>,
-    finished: (
-        mpsc::UnboundedSender<String>,
-        mpsc::UnboundedReceiver<String>,
-    ),
+    finished: (mpsc::UnboundedSender<String>, mpsc::UnboundedReceiver<String>),
     listed: HashSet<String>,
 }
 
@@ -138,28 +141,22 @@ fn deletion_grace(pod: &Pod) -> Duration {
     let seconds = pod
         .metadata
         .deletion_grace_period_seconds
-        .or_else(|| {
-            pod.spec
-                .as_ref()
-                .and_then(|s| s.termination_grace_period_seconds)
-        })
+        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
         .unwrap_or(30);
     Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }
 
 fn is_terminal(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }
 
 impl Dispatcher {
     fn new(client: Client, config: Arc<KubeletConfig>) -> Self {
+        let ipam = Arc::new(Mutex::new(PodIpAllocator::new(config.pod_cidr)));
         Self {
             client,
             config,
-            ipam: Arc::new(Mutex::new(PodIpAllocator::default())),
+            ipam,
             workers: HashMap::new(),
             finished: mpsc::unbounded_channel(),
             listed: HashSet::new(),
@@ -177,32 +174,19 @@ impl Dispatcher {
             }
             Event::InitDone => {
                 // Pods deleted while the watch was down.
-                let gone: Vec<String> = self
-                    .workers
-                    .keys()
-                    .filter(|uid| !self.listed.contains(*uid))
-                    .cloned()
-                    .collect();
+                let gone: Vec<String> =
+                    self.workers.keys().filter(|uid| !self.listed.contains(*uid)).cloned().collect();
                 for uid in gone {
                     if let Some(worker) = self.workers.get(&uid) {
-                        worker.stop(StopReason::Shutdown {
-                            grace: Duration::from_secs(2),
-                        });
+                        worker.stop(StopReason::Shutdown { grace: Duration::from_secs(2) });
                     }
                 }
             }
             Event::Apply(pod) => self.apply(pod).await,
             Event::Delete(pod) => {
-                if let Some(worker) = pod
-                    .metadata
-                    .uid
-                    .as_ref()
-                    .and_then(|uid| self.workers.get(uid))
-                {
+                if let Some(worker) = pod.metadata.uid.as_ref().and_then(|uid| self.workers.get(uid)) {
                     // Gone from the API already (force deletion): no grace left to honour.
-                    worker.stop(StopReason::Shutdown {
-                        grace: Duration::ZERO,
-                    });
+                    worker.stop(StopReason::Shutdown { grace: Duration::ZERO });
                 }
             }
         }
@@ -214,9 +198,7 @@ impl Dispatcher {
         };
         let deleting = pod.metadata.deletion_timestamp.is_some();
         match self.workers.get(&uid) {
-            Some(worker) if deleting => worker.stop(StopReason::Deleted {
-                grace: deletion_grace(&pod),
-            }),
+            Some(worker) if deleting => worker.stop(StopReason::Deleted { grace: deletion_grace(&pod) }),
             Some(_) => {}
             None if deleting => pod::delete_for_good(&self.client, &pod).await,
             None if is_terminal(&pod) => {}

@@ -53,28 +53,16 @@ const LEASE_DURATION_SECONDS: i32 = 40;
 /// The Node object registered for this stand-in.
 pub fn node_object(config: &KubeletConfig) -> Node {
     let labels = BTreeMap::from([
-        (
-            "kubernetes.io/hostname".to_owned(),
-            config.node_name.clone(),
-        ),
+        ("kubernetes.io/hostname".to_owned(), config.node_name.clone()),
         ("kubernetes.io/os".to_owned(), "linux".to_owned()),
         (
             "kubernetes.io/arch".to_owned(),
-            std::env::consts::ARCH
-                .replace("x86_64", "amd64")
-                .replace("aarch64", "arm64"),
+            std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
         ),
-        (
-            "ferrocache.io/kubelet-stand-in".to_owned(),
-            "true".to_owned(),
-        ),
+        ("ferrocache.io/kubelet-stand-in".to_owned(), "true".to_owned()),
     ]);
     Node {
-        metadata: ObjectMeta {
-            name: Some(config.node_name.clone()),
-            labels: Some(labels),
-            ..ObjectMeta::default()
-        },
+        metadata: ObjectMeta { name: Some(config.node_name.clone()), labels: Some(labels), ..ObjectMeta::default() },
         ..Node::default()
     }
 }
@@ -83,10 +71,7 @@ fn status_patch(config: &KubeletConfig, ready: bool) -> serde_json::Value {
     let now = Time(Timestamp::now());
     let capacity = BTreeMap::from([
         ("cpu".to_owned(), Quantity(config.cpu_cores.to_string())),
-        (
-            "memory".to_owned(),
-            Quantity(format!("{}Ki", config.memory_bytes / 1024)),
-        ),
+        ("memory".to_owned(), Quantity(format!("{}Ki", config.memory_bytes / 1024))),
         ("pods".to_owned(), Quantity(config.max_pods.to_string())),
         ("ephemeral-storage".to_owned(), Quantity("100Gi".to_owned())),
     ]);
@@ -104,24 +89,9 @@ fn status_patch(config: &KubeletConfig, ready: bool) -> serde_json::Value {
         ("KubeletNotReady", "kubelet stand-in stopped")
     };
     let conditions = vec![
-        condition(
-            "MemoryPressure",
-            false,
-            "KubeletHasSufficientMemory",
-            "kubelet stand-in has sufficient memory",
-        ),
-        condition(
-            "DiskPressure",
-            false,
-            "KubeletHasNoDiskPressure",
-            "kubelet stand-in has no disk pressure",
-        ),
-        condition(
-            "PIDPressure",
-            false,
-            "KubeletHasSufficientPID",
-            "kubelet stand-in has sufficient PID",
-        ),
+        condition("MemoryPressure", false, "KubeletHasSufficientMemory", "kubelet stand-in has sufficient memory"),
+        condition("DiskPressure", false, "KubeletHasNoDiskPressure", "kubelet stand-in has no disk pressure"),
+        condition("PIDPressure", false, "KubeletHasSufficientPID", "kubelet stand-in has sufficient PID"),
         condition("Ready", ready, ready_reason, ready_message),
     ];
     let node_info = NodeSystemInfo {
@@ -157,10 +127,7 @@ fn status_patch(config: &KubeletConfig, ready: bool) -> serde_json::Value {
 pub async fn register(client: &Client, config: &KubeletConfig) -> Result<(), NodeError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let node = config.node_name.clone();
-    match nodes
-        .create(&PostParams::default(), &node_object(config))
-        .await
-    {
+    match nodes.create(&PostParams::default(), &node_object(config)).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 409 => {
             debug!(%node, "node already registered")
@@ -171,46 +138,22 @@ pub async fn register(client: &Client, config: &KubeletConfig) -> Result<(), Nod
 }
 
 /// Renews the Ready condition, clears taints and renews the Lease.
-pub async fn heartbeat(
-    client: &Client,
-    config: &KubeletConfig,
-    ready: bool,
-) -> Result<(), NodeError> {
+pub async fn heartbeat(client: &Client, config: &KubeletConfig, ready: bool) -> Result<(), NodeError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let node = config.node_name.clone();
     nodes
-        .patch_status(
-            &node,
-            &PatchParams::default(),
-            &Patch::Merge(status_patch(config, ready)),
-        )
+        .patch_status(&node, &PatchParams::default(), &Patch::Merge(status_patch(config, ready)))
         .await
-        .map_err(|source| NodeError::UpdateStatus {
-            node: node.clone(),
-            source,
-        })?;
+        .map_err(|source| NodeError::UpdateStatus { node: node.clone(), source })?;
     if ready {
-        let current = nodes
-            .get(&node)
-            .await
-            .map_err(|source| NodeError::RemoveTaints {
-                node: node.clone(),
-                source,
-            })?;
-        if current
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.as_ref())
-            .is_some_and(|t| !t.is_empty())
-        {
+        let current =
+            nodes.get(&node).await.map_err(|source| NodeError::RemoveTaints { node: node.clone(), source })?;
+        if current.spec.as_ref().and_then(|s| s.taints.as_ref()).is_some_and(|t| !t.is_empty()) {
             let patch = serde_json::json!({ "spec": { "taints": null } });
             nodes
                 .patch(&node, &PatchParams::default(), &Patch::Merge(patch))
                 .await
-                .map_err(|source| NodeError::RemoveTaints {
-                    node: node.clone(),
-                    source,
-                })?;
+                .map_err(|source| NodeError::RemoveTaints { node: node.clone(), source })?;
         }
         renew_lease(client, config).await?;
     }
@@ -227,19 +170,11 @@ async fn renew_lease(client: &Client, config: &KubeletConfig) -> Result<(), Node
         ..LeaseSpec::default()
     };
     let patch = serde_json::json!({ "spec": spec });
-    match leases
-        .patch(&node, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+    match leases.patch(&node, &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(node.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(spec),
-            };
+            let lease =
+                Lease { metadata: ObjectMeta { name: Some(node.clone()), ..ObjectMeta::default() }, spec: Some(spec) };
             match leases.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
@@ -255,10 +190,7 @@ pub async fn heartbeat_forever(client: Client, config: std::sync::Arc<KubeletCon
     loop {
         tokio::time::sleep(HEARTBEAT_INTERVAL).await;
         if let Err(error) = heartbeat(&client, &config, true).await {
-            warn!(
-                error = &error as &dyn std::error::Error,
-                "node heartbeat failed"
-            );
+            warn!(error = &error as &dyn std::error::Error, "node heartbeat failed");
         }
     }
 }

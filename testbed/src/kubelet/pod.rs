@@ -18,6 +18,7 @@ use super::container::{self, ContainerOutcome};
 use super::env::{self, EnvError, EnvSources, PodRuntimeInfo};
 use super::image::{ImageDirs, ImageError};
 use super::ipam::PodIpAllocator;
+use super::network;
 use super::process::ProcessSpec;
 use super::status::{self, ContainerRuntimeState, PodRuntimeState};
 use super::volumes::{self, VolumeError, VolumeRoots};
@@ -76,9 +77,7 @@ pub struct PodContext {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep going.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl PodContext {
@@ -96,21 +95,12 @@ impl PodContext {
     }
 
     pub fn restart_policy(&self) -> String {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.restart_policy.clone())
-            .unwrap_or_else(|| "Always".into())
+        self.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into())
     }
 
     /// The pod's `terminationGracePeriodSeconds` (30 s by default).
     pub fn termination_grace(&self) -> Duration {
-        let seconds = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds)
-            .unwrap_or(30);
+        let seconds = self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
         Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
     }
 
@@ -164,36 +154,23 @@ impl PodContext {
         if let Some(volumes) = lock(&self.volumes).clone() {
             return Ok(volumes);
         }
-        let roots = VolumeRoots {
-            pod_dir: self.pod_dir.clone(),
-            claims_dir: self.config.run_dir.join("claims"),
-        };
-        let volumes =
-            volumes::prepare_volumes(&self.client, &self.pod, &roots, &self.runtime).await?;
+        let roots = VolumeRoots { pod_dir: self.pod_dir.clone(), claims_dir: self.config.run_dir.join("claims") };
+        let volumes = volumes::prepare_volumes(&self.client, &self.pod, &roots, &self.runtime).await?;
         *lock(&self.volumes) = Some(volumes.clone());
         Ok(volumes)
     }
 
     async fn env_sources(&self, container: &Container) -> Result<EnvSources, PrepareError> {
-        let namespace = self
-            .pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let namespace = self.pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let (secret_names, config_map_names) = env::referenced_sources(container);
         let mut sources = EnvSources::default();
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
         for name in secret_names {
-            let secret =
-                secrets
-                    .get_opt(&name)
-                    .await
-                    .map_err(|source| PrepareError::FetchEnvSource {
-                        kind: "Secret",
-                        name: name.clone(),
-                        source,
-                    })?;
+            let secret = secrets.get_opt(&name).await.map_err(|source| PrepareError::FetchEnvSource {
+                kind: "Secret",
+                name: name.clone(),
+                source,
+            })?;
             let data = secret.map(|s| {
                 s.data
                     .unwrap_or_default()
@@ -205,29 +182,22 @@ impl PodContext {
         }
         let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &namespace);
         for name in config_map_names {
-            let config_map = config_maps.get_opt(&name).await.map_err(|source| {
-                PrepareError::FetchEnvSource {
-                    kind: "ConfigMap",
-                    name: name.clone(),
-                    source,
-                }
+            let config_map = config_maps.get_opt(&name).await.map_err(|source| PrepareError::FetchEnvSource {
+                kind: "ConfigMap",
+                name: name.clone(),
+                source,
             })?;
-            sources
-                .config_maps
-                .insert(name, config_map.map(|cm| cm.data.unwrap_or_default()));
+            sources.config_maps.insert(name, config_map.map(|cm| cm.data.unwrap_or_default()));
         }
         Ok(sources)
     }
 
     /// Everything needed to start `container` now: env, command, mounts.
-    pub async fn prepare_process(
-        &self,
-        container: &Container,
-    ) -> Result<ProcessSpec, PrepareError> {
+    pub async fn prepare_process(&self, container: &Container) -> Result<ProcessSpec, PrepareError> {
         let volumes = self.ensure_volumes().await.map_err(PrepareError::Volumes)?;
         let sources = self.env_sources(container).await?;
-        let mut environment = env::resolve_env(&self.pod, container, &self.runtime, &sources)
-            .map_err(PrepareError::Env)?;
+        let mut environment =
+            env::resolve_env(&self.pod, container, &self.runtime, &sources).map_err(PrepareError::Env)?;
         // What an image and the runtime add underneath the pod's env.
         let hostname = self
             .pod
@@ -245,31 +215,15 @@ impl PodContext {
         }
         environment = full;
 
-        let command: Vec<String> = container
-            .command
-            .iter()
-            .flatten()
-            .map(|c| environment.expand(c))
-            .collect();
-        let args: Vec<String> = container
-            .args
-            .iter()
-            .flatten()
-            .map(|a| environment.expand(a))
-            .collect();
+        let command: Vec<String> = container.command.iter().flatten().map(|c| environment.expand(c)).collect();
+        let args: Vec<String> = container.args.iter().flatten().map(|a| environment.expand(a)).collect();
         let path = environment.get("PATH").unwrap_or(DEFAULT_PATH).to_owned();
         let executable = self
             .config
             .images
-            .resolve(
-                container.image.as_deref().unwrap_or_default(),
-                &command,
-                &args,
-                &path,
-            )
+            .resolve(container.image.as_deref().unwrap_or_default(), &command, &args, &path)
             .map_err(PrepareError::Image)?;
-        let mounts = volumes::container_mounts(container, &self.pod, &volumes)
-            .map_err(PrepareError::Mounts)?;
+        let mounts = volumes::container_mounts(container, &self.pod, &volumes).map_err(PrepareError::Mounts)?;
         let working_dir = container
             .working_dir
             .as_ref()
@@ -284,10 +238,7 @@ impl PodContext {
         Ok(ProcessSpec {
             program: executable.program,
             args: executable.args,
-            env: environment
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            env: environment.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
             working_dir,
             log_file: Some(self.pod_dir.join(format!("{}.log", container.name))),
             mounts,
@@ -343,10 +294,7 @@ impl PodWorker {
 
     pub async fn join(self) {
         if let Err(error) = self.task.await {
-            warn!(
-                error = &error as &dyn std::error::Error,
-                "pod worker panicked"
-            );
+            warn!(error = &error as &dyn std::error::Error, "pod worker panicked");
         }
     }
 }
@@ -370,11 +318,7 @@ pub fn pod_dir(run_dir: &Path, pod: &Pod) -> PathBuf {
 
 fn allocate_ip(ipam: &Mutex<PodIpAllocator>, pod: &Pod) -> Option<Ipv4Addr> {
     let mut ipam = lock(ipam);
-    let previous = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.as_deref())
-        .and_then(|ip| ip.parse::<Ipv4Addr>().ok());
+    let previous = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse::<Ipv4Addr>().ok());
     if let Some(previous) = previous {
         if ipam.reserve(previous) {
             return Some(previous);
@@ -383,10 +327,7 @@ fn allocate_ip(ipam: &Mutex<PodIpAllocator>, pod: &Pod) -> Option<Ipv4Addr> {
     match ipam.allocate() {
         Ok(ip) => Some(ip),
         Err(error) => {
-            warn!(
-                error = &error as &dyn std::error::Error,
-                "unable to allocate a pod IP"
-            );
+            warn!(error = &error as &dyn std::error::Error, "unable to allocate a pod IP");
             None
         }
     }
@@ -402,18 +343,16 @@ async fn run_pod(
     let key = pod_key(&pod);
     let spec = pod.spec.clone().unwrap_or_default();
     let host_network = spec.host_network == Some(true);
-    let allocated = if host_network {
-        None
-    } else {
-        allocate_ip(&ipam, &pod)
-    };
-    let Some(pod_ip) = (if host_network {
-        Some(config.host_ip)
-    } else {
-        allocated
-    }) else {
+    let allocated = if host_network { None } else { allocate_ip(&ipam, &pod) };
+    let Some(pod_ip) = (if host_network { Some(config.host_ip) } else { allocated }) else {
         return;
     };
+    let add_address = allocated.filter(|_| !config.pod_cidr.is_loopback());
+    if let Some(ip) = add_address {
+        if let Err(error) = network::add_address(ip).await {
+            warn!(pod = %key, %ip, error = &error as &dyn std::error::Error, "unable to add the pod IP to lo; the pod's processes cannot bind to it");
+        }
+    }
     let dir = pod_dir(&config.run_dir, &pod);
     if let Err(error) = std::fs::create_dir_all(dir.join("home")) {
         warn!(pod = %key, error = &error as &dyn std::error::Error, "unable to create pod directory");
@@ -421,10 +360,7 @@ async fn run_pod(
     info!(pod = %key, %pod_ip, dir = %dir.display(), "starting pod");
 
     let state = PodRuntimeState {
-        restart_policy: spec
-            .restart_policy
-            .clone()
-            .unwrap_or_else(|| "Always".into()),
+        restart_policy: spec.restart_policy.clone().unwrap_or_else(|| "Always".into()),
         init_containers: spec
             .init_containers
             .iter()
@@ -438,12 +374,7 @@ async fn run_pod(
             .collect(),
         pod_ip: Some(pod_ip.to_string()),
         host_ip: config.host_ip.to_string(),
-        start_time: pod
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.as_ref())
-            .map(|t| t.0)
-            .unwrap_or_else(Timestamp::now),
+        start_time: pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0).unwrap_or_else(Timestamp::now),
     };
     let runtime = PodRuntimeInfo {
         pod_ip: pod_ip.to_string(),
@@ -454,11 +385,7 @@ async fn run_pod(
         node_cpu_cores: config.cpu_cores,
         node_memory_bytes: config.memory_bytes,
     };
-    let initial_conditions = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.clone())
-        .unwrap_or_default();
+    let initial_conditions = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
     let context = Arc::new(PodContext {
         client: client.clone(),
         config: config.clone(),
@@ -486,33 +413,21 @@ async fn run_pod(
         let stop = container_stop_receiver.clone();
         tokio::spawn(async move {
             for (index, container) in init_containers.into_iter().enumerate() {
-                match container::run(context.clone(), Slot::Init(index), container, stop.clone())
-                    .await
-                {
+                match container::run(context.clone(), Slot::Init(index), container, stop.clone()).await {
                     ContainerOutcome::Finished { succeeded: true } => {}
-                    ContainerOutcome::Finished { succeeded: false } | ContainerOutcome::Stopped => {
-                        return
-                    }
+                    ContainerOutcome::Finished { succeeded: false } | ContainerOutcome::Stopped => return,
                 }
             }
             let tasks: Vec<_> = app_containers
                 .into_iter()
                 .enumerate()
                 .map(|(index, container)| {
-                    tokio::spawn(container::run(
-                        context.clone(),
-                        Slot::App(index),
-                        container,
-                        stop.clone(),
-                    ))
+                    tokio::spawn(container::run(context.clone(), Slot::App(index), container, stop.clone()))
                 })
                 .collect();
             for task in tasks {
                 if let Err(error) = task.await {
-                    warn!(
-                        error = &error as &dyn std::error::Error,
-                        "container task panicked"
-                    );
+                    warn!(error = &error as &dyn std::error::Error, "container task panicked");
                 }
             }
         })
@@ -524,9 +439,7 @@ async fn run_pod(
             break reason;
         }
         if stop.changed().await.is_err() {
-            break StopReason::Shutdown {
-                grace: Duration::ZERO,
-            };
+            break StopReason::Shutdown { grace: Duration::ZERO };
         }
     };
     let grace = match reason {
@@ -539,6 +452,11 @@ async fn run_pod(
     }
     writer_task.abort();
 
+    if let Some(ip) = add_address {
+        if let Err(error) = network::remove_address(ip).await {
+            warn!(pod = %key, %ip, error = &error as &dyn std::error::Error, "unable to remove the pod IP from lo");
+        }
+    }
     if let Some(ip) = allocated {
         lock(&ipam).release(ip);
     }
@@ -558,19 +476,12 @@ async fn run_pod(
 /// Deletes a pod whose containers are gone, as the kubelet does once a
 /// graceful deletion has been carried out (grace period 0, same UID).
 pub async fn delete_for_good(client: &Client, pod: &Pod) {
-    let namespace = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let params = DeleteParams {
         grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: pod.metadata.uid.clone(),
-            resource_version: None,
-        }),
+        preconditions: Some(Preconditions { uid: pod.metadata.uid.clone(), resource_version: None }),
         ..DeleteParams::default()
     };
     match api.delete(&name, &params).await {
@@ -592,11 +503,7 @@ struct StatusWriter {
 
 impl StatusWriter {
     fn new(client: Client, pod: &Pod, conditions: Vec<PodCondition>) -> Self {
-        let namespace = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         Self {
             api: Api::namespaced(client, &namespace),
             name: pod.metadata.name.clone().unwrap_or_default(),
@@ -623,10 +530,7 @@ impl StatusWriter {
         let body = match serde_json::to_value(&status) {
             Ok(body) => body,
             Err(error) => {
-                warn!(
-                    error = &error as &dyn std::error::Error,
-                    "unable to serialise pod status"
-                );
+                warn!(error = &error as &dyn std::error::Error, "unable to serialise pod status");
                 return;
             }
         };
@@ -634,11 +538,7 @@ impl StatusWriter {
             return;
         }
         let patch = serde_json::json!({ "status": body });
-        match self
-            .api
-            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => {
                 last.0 = status.conditions.take().unwrap_or_default();
                 last.1 = Some(body);

@@ -49,12 +49,7 @@ impl ProbeTiming {
         let seconds = |value: Option<i32>, default: u64| {
             Duration::from_secs(value.and_then(|v| u64::try_from(v).ok()).unwrap_or(default))
         };
-        let count = |value: Option<i32>| {
-            value
-                .and_then(|v| u32::try_from(v).ok())
-                .filter(|v| *v > 0)
-                .unwrap_or(1)
-        };
+        let count = |value: Option<i32>| value.and_then(|v| u32::try_from(v).ok()).filter(|v| *v > 0).unwrap_or(1);
         Self {
             initial_delay: seconds(probe.initial_delay_seconds, 0),
             period: seconds(probe.period_seconds, 10).max(Duration::from_secs(1)),
@@ -70,75 +65,39 @@ impl ProbeTiming {
 }
 
 /// Runs `probe` once against the container.
-pub async fn run(
-    probe: &Probe,
-    container: &Container,
-    target: &ProbeTarget,
-    images: &ImageDirs,
-) -> ProbeResult {
+pub async fn run(probe: &Probe, container: &Container, target: &ProbeTarget, images: &ImageDirs) -> ProbeResult {
     let timeout = ProbeTiming::of(probe).timeout;
     if let Some(exec) = &probe.exec {
-        let command: Vec<String> = exec
-            .command
-            .iter()
-            .flatten()
-            .map(|part| expand(part, |name| static_env(container, name)))
-            .collect();
+        let command: Vec<String> =
+            exec.command.iter().flatten().map(|part| expand(part, |name| static_env(container, name))).collect();
         return run_exec(&command, target, images, timeout).await;
     }
     if let Some(tcp) = &probe.tcp_socket {
-        let host = tcp
-            .host
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| target.pod_ip.clone());
+        let host = tcp.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| target.pod_ip.clone());
         let Some(port) = resolve_port(&tcp.port, container) else {
             return ProbeResult::Failure(format!("unknown port {:?}", tcp.port));
         };
-        return match tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port))).await
-        {
+        return match tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port))).await {
             Ok(Ok(_)) => ProbeResult::Success,
             Ok(Err(error)) => ProbeResult::Failure(format!("dial tcp {host}:{port}: {error}")),
             Err(_) => ProbeResult::Failure(format!("dial tcp {host}:{port}: timeout")),
         };
     }
     if let Some(http) = &probe.http_get {
-        if http
-            .scheme
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-        {
-            return ProbeResult::Failure(
-                "HTTPS probes are not supported by the kubelet stand-in".into(),
-            );
+        if http.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("https")) {
+            return ProbeResult::Failure("HTTPS probes are not supported by the kubelet stand-in".into());
         }
-        let host = http
-            .host
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| target.pod_ip.clone());
+        let host = http.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| target.pod_ip.clone());
         let Some(port) = resolve_port(&http.port, container) else {
             return ProbeResult::Failure(format!("unknown port {:?}", http.port));
         };
-        let path = http
-            .path
-            .clone()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "/".into());
-        let headers: Vec<(String, String)> = http
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect();
+        let path = http.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+        let headers: Vec<(String, String)> =
+            http.http_headers.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect();
         return match tokio::time::timeout(timeout, http_get(&host, port, &path, &headers)).await {
             Ok(Ok(status)) if (200..400).contains(&status) => ProbeResult::Success,
-            Ok(Ok(status)) => {
-                ProbeResult::Failure(format!("HTTP probe failed with statuscode: {status}"))
-            }
-            Ok(Err(error)) => {
-                ProbeResult::Failure(format!("Get http://{host}:{port}{path}: {error}"))
-            }
+            Ok(Ok(status)) => ProbeResult::Failure(format!("HTTP probe failed with statuscode: {status}")),
+            Ok(Err(error)) => ProbeResult::Failure(format!("Get http://{host}:{port}{path}: {error}")),
             Err(_) => ProbeResult::Failure(format!("Get http://{host}:{port}{path}: timeout")),
         };
     }
@@ -170,39 +129,24 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Option<u16> {
     }
 }
 
-async fn run_exec(
-    command: &[String],
-    target: &ProbeTarget,
-    images: &ImageDirs,
-    timeout: Duration,
-) -> ProbeResult {
-    let path = target
-        .process
-        .env
-        .iter()
-        .find(|(name, _)| name == "PATH")
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
+async fn run_exec(command: &[String], target: &ProbeTarget, images: &ImageDirs, timeout: Duration) -> ProbeResult {
+    let path =
+        target.process.env.iter().find(|(name, _)| name == "PATH").map(|(_, value)| value.clone()).unwrap_or_default();
     let executable = match images.resolve(&target.image, command, &[], &path) {
         Ok(executable) => executable,
         Err(error) => return ProbeResult::Failure(error.to_string()),
     };
-    let spec = ProcessSpec {
-        program: executable.program,
-        args: executable.args,
-        log_file: None,
-        ..target.process.clone()
-    };
+    let spec =
+        ProcessSpec { program: executable.program, args: executable.args, log_file: None, ..target.process.clone() };
     let mut child = match process::spawn(&spec) {
         Ok(child) => child,
         Err(error) => return ProbeResult::Failure(error.to_string()),
     };
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => ProbeResult::Success,
-        Ok(Ok(status)) => ProbeResult::Failure(format!(
-            "command {command:?} exited with {}",
-            process::exit_code(status)
-        )),
+        Ok(Ok(status)) => {
+            ProbeResult::Failure(format!("command {command:?} exited with {}", process::exit_code(status)))
+        }
         Ok(Err(error)) => ProbeResult::Failure(format!("command {command:?}: {error}")),
         Err(_) => {
             // Best effort: the probe's group is killed and reaped.
@@ -212,16 +156,9 @@ async fn run_exec(
     }
 }
 
-async fn http_get(
-    host: &str,
-    port: u16,
-    path: &str,
-    headers: &[(String, String)],
-) -> std::io::Result<u16> {
+async fn http_get(host: &str, port: u16, path: &str, headers: &[(String, String)]) -> std::io::Result<u16> {
     let mut stream = TcpStream::connect((host, port)).await?;
-    let has_host = headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("host"));
+    let has_host = headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host"));
     let mut request = format!("GET {path} HTTP/1.1\r\n");
     if !has_host {
         request.push_str(&format!("Host: {host}:{port}\r\n"));
@@ -246,12 +183,7 @@ async fn http_get(
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "malformed HTTP status line",
-            )
-        })
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP status line"))
 }
 
 #[cfg(test)]
@@ -284,15 +216,9 @@ env:
     #[test]
     fn named_ports_resolve_through_container_ports() {
         let container = container();
-        assert_eq!(
-            resolve_port(&IntOrString::String("redis".into()), &container),
-            Some(6379)
-        );
+        assert_eq!(resolve_port(&IntOrString::String("redis".into()), &container), Some(6379));
         assert_eq!(resolve_port(&IntOrString::Int(80), &container), Some(80));
-        assert_eq!(
-            resolve_port(&IntOrString::String("nope".into()), &container),
-            None
-        );
+        assert_eq!(resolve_port(&IntOrString::String("nope".into()), &container), None);
     }
 
     #[test]
@@ -304,9 +230,7 @@ env:
 
     #[tokio::test]
     async fn tcp_probe_succeeds_on_a_listening_port_and_fails_on_a_closed_one() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let target = ProbeTarget {
             pod_ip: "127.0.0.1".into(),
@@ -320,16 +244,9 @@ env:
                 mounts: vec![],
             },
         };
-        let probe: Probe = serde_json::from_value(serde_json::json!({"tcpSocket": {"port": port}}))
-            .expect("probe");
-        assert_eq!(
-            run(&probe, &container(), &target, &ImageDirs::default()).await,
-            ProbeResult::Success
-        );
+        let probe: Probe = serde_json::from_value(serde_json::json!({"tcpSocket": {"port": port}})).expect("probe");
+        assert_eq!(run(&probe, &container(), &target, &ImageDirs::default()).await, ProbeResult::Success);
         drop(listener);
-        assert!(matches!(
-            run(&probe, &container(), &target, &ImageDirs::default()).await,
-            ProbeResult::Failure(_)
-        ));
+        assert!(matches!(run(&probe, &container(), &target, &ImageDirs::default()).await, ProbeResult::Failure(_)));
     }
 }

@@ -76,10 +76,7 @@ pub fn spawn(spec: &ProcessSpec) -> Result<Child, ProcessError> {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|source| ProcessError::OpenLog {
-                        path: path.clone(),
-                        source,
-                    })
+                    .map_err(|source| ProcessError::OpenLog { path: path.clone(), source })
             };
             command.stdout(open()?).stderr(open()?);
         }
@@ -98,16 +95,11 @@ pub fn spawn(spec: &ProcessSpec) -> Result<Child, ProcessError> {
     unsafe {
         command.pre_exec(move || child_setup(&mounts));
     }
-    command.spawn().map_err(|source| ProcessError::Spawn {
-        program: spec.program.clone(),
-        source,
-    })
+    command.spawn().map_err(|source| ProcessError::Spawn { program: spec.program.clone(), source })
 }
 
 fn c_path(path: &Path) -> Result<CString, ProcessError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| ProcessError::NulInPath {
-        path: path.to_owned(),
-    })
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| ProcessError::NulInPath { path: path.to_owned() })
 }
 
 fn check(result: libc::c_int) -> io::Result<()> {
@@ -121,13 +113,7 @@ fn check(result: libc::c_int) -> io::Result<()> {
 fn child_setup(mounts: &[(CString, CString, bool)]) -> io::Result<()> {
     // SAFETY: plain system calls with valid, NUL-terminated arguments.
     unsafe {
-        check(libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ))?;
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0))?;
         if mounts.is_empty() {
             return Ok(());
         }
@@ -207,19 +193,14 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
 pub fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().next() != Some("Z"))
-        })
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().next() != Some("Z")))
         .unwrap_or(false)
 }
 
 /// The exit code the kubelet reports: the code, or 128 + signal.
 pub fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// The signal that ended the process, if any.
@@ -275,9 +256,7 @@ mod tests {
         let mut child = spawn(&shell("trap '' TERM; sleep 300 & wait")).expect("spawn");
         let pid = child.id().expect("running");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let status = stop(&mut child, Duration::from_millis(300))
-            .await
-            .expect("stopped");
+        let status = stop(&mut child, Duration::from_millis(300)).await.expect("stopped");
         assert_eq!(exit_signal(status), Some(libc::SIGKILL));
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!group_alive(pid), "sleep child must be gone too");

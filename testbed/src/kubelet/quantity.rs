@@ -4,9 +4,7 @@
 /// units (cores, bytes). `None` for anything it does not understand.
 pub fn parse(text: &str) -> Option<f64> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
     let multiplier = match suffix {

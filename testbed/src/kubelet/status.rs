@@ -6,8 +6,8 @@
 //! The phase follows the kubelet's `getPhase`.
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, PodCondition, PodIP, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
+    PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -27,13 +27,8 @@ pub struct Terminated {
 /// What a container is doing now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
-    Waiting {
-        reason: String,
-        message: Option<String>,
-    },
-    Running {
-        started_at: Timestamp,
-    },
+    Waiting { reason: String, message: Option<String> },
+    Running { started_at: Timestamp },
     Terminated(Terminated),
 }
 
@@ -58,10 +53,7 @@ impl ContainerRuntimeState {
         Self {
             name: name.into(),
             image: image.into(),
-            phase: Phase::Waiting {
-                reason: "ContainerCreating".into(),
-                message: None,
-            },
+            phase: Phase::Waiting { reason: "ContainerCreating".into(), message: None },
             last_terminated: None,
             restart_count: 0,
             ready: false,
@@ -88,10 +80,8 @@ pub struct PodRuntimeState {
 
 /// The pod phase, as the kubelet's `getPhase` computes it.
 pub fn phase(state: &PodRuntimeState) -> &'static str {
-    let init_failed = state
-        .init_containers
-        .iter()
-        .any(|c| matches!(&c.phase, Phase::Terminated(t) if t.exit_code != 0));
+    let init_failed =
+        state.init_containers.iter().any(|c| matches!(&c.phase, Phase::Terminated(t) if t.exit_code != 0));
     if init_failed && state.restart_policy == "Never" {
         return "Failed";
     }
@@ -150,30 +140,21 @@ fn terminated_state(terminated: &Terminated) -> ContainerStateTerminated {
 pub fn container_status(container: &ContainerRuntimeState) -> ContainerStatus {
     let state = match &container.phase {
         Phase::Waiting { reason, message } => ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some(reason.clone()),
-                message: message.clone(),
-            }),
+            waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: message.clone() }),
             ..ContainerState::default()
         },
         Phase::Running { started_at } => ContainerState {
-            running: Some(ContainerStateRunning {
-                started_at: Some(time(*started_at)),
-            }),
+            running: Some(ContainerStateRunning { started_at: Some(time(*started_at)) }),
             ..ContainerState::default()
         },
-        Phase::Terminated(terminated) => ContainerState {
-            terminated: Some(terminated_state(terminated)),
-            ..ContainerState::default()
-        },
+        Phase::Terminated(terminated) => {
+            ContainerState { terminated: Some(terminated_state(terminated)), ..ContainerState::default() }
+        }
     };
-    let last_state = container
-        .last_terminated
-        .as_ref()
-        .map(|terminated| ContainerState {
-            terminated: Some(terminated_state(terminated)),
-            ..ContainerState::default()
-        });
+    let last_state = container.last_terminated.as_ref().map(|terminated| ContainerState {
+        terminated: Some(terminated_state(terminated)),
+        ..ContainerState::default()
+    });
     let running = matches!(container.phase, Phase::Running { .. });
     ContainerStatus {
         name: container.name.clone(),
@@ -215,15 +196,8 @@ fn condition(
     }
 }
 
-fn names_where(
-    containers: &[ContainerRuntimeState],
-    predicate: impl Fn(&ContainerRuntimeState) -> bool,
-) -> Vec<&str> {
-    containers
-        .iter()
-        .filter(|c| predicate(c))
-        .map(|c| c.name.as_str())
-        .collect()
+fn names_where(containers: &[ContainerRuntimeState], predicate: impl Fn(&ContainerRuntimeState) -> bool) -> Vec<&str> {
+    containers.iter().filter(|c| predicate(c)).map(|c| c.name.as_str()).collect()
 }
 
 /// The full pod status for `state`, given the conditions the pod has now.
@@ -231,22 +205,12 @@ pub fn pod_status(state: &PodRuntimeState, previous: &[PodCondition], now: Times
     let phase = phase(state);
     let uninitialized = names_where(&state.init_containers, |c| !c.succeeded());
     let statuses: Vec<ContainerStatus> = state.containers.iter().map(container_status).collect();
-    let unready: Vec<&str> = statuses
-        .iter()
-        .filter(|s| !s.ready)
-        .map(|s| s.name.as_str())
-        .collect();
+    let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
     let completed = phase == "Succeeded";
     let (ready_reason, ready_message) = if completed {
         ("PodCompleted", None)
     } else {
-        (
-            "ContainersNotReady",
-            Some(format!(
-                "containers with unready status: [{}]",
-                unready.join(" ")
-            )),
-        )
+        ("ContainersNotReady", Some(format!("containers with unready status: [{}]", unready.join(" "))))
     };
     let ready = unready.is_empty() && !completed && phase != "Failed";
 
@@ -256,28 +220,11 @@ pub fn pod_status(state: &PodRuntimeState, previous: &[PodCondition], now: Times
             "Initialized",
             uninitialized.is_empty(),
             Some("ContainersNotInitialized"),
-            Some(format!(
-                "containers with incomplete status: [{}]",
-                uninitialized.join(" ")
-            )),
+            Some(format!("containers with incomplete status: [{}]", uninitialized.join(" "))),
             now,
         ),
-        condition(
-            previous,
-            "Ready",
-            ready,
-            Some(ready_reason),
-            ready_message.clone(),
-            now,
-        ),
-        condition(
-            previous,
-            "ContainersReady",
-            ready,
-            Some(ready_reason),
-            ready_message,
-            now,
-        ),
+        condition(previous, "Ready", ready, Some(ready_reason), ready_message.clone(), now),
+        condition(previous, "ContainersReady", ready, Some(ready_reason), ready_message, now),
         condition(previous, "PodScheduled", true, None, None, now),
     ];
 
@@ -318,11 +265,7 @@ mod tests {
             phase: Phase::Terminated(Terminated {
                 exit_code,
                 signal: None,
-                reason: if exit_code == 0 {
-                    "Completed".into()
-                } else {
-                    "Error".into()
-                },
+                reason: if exit_code == 0 { "Completed".into() } else { "Error".into() },
                 message: None,
                 started_at: Some(now()),
                 finished_at: now(),
@@ -344,43 +287,23 @@ mod tests {
     }
 
     fn condition_of<'a>(status: &'a PodStatus, type_: &str) -> &'a PodCondition {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == type_)
-            .expect("condition present")
+        status.conditions.iter().flatten().find(|c| c.type_ == type_).expect("condition present")
     }
 
     #[test]
     fn pod_is_ready_only_when_every_container_is_ready() {
-        let status = pod_status(
-            &pod("Always", vec![running("a", true), running("b", false)]),
-            &[],
-            now(),
-        );
+        let status = pod_status(&pod("Always", vec![running("a", true), running("b", false)]), &[], now());
         assert_eq!(status.phase.as_deref(), Some("Running"));
         assert_eq!(condition_of(&status, "Ready").status, "False");
-        assert_eq!(
-            condition_of(&status, "Ready").message.as_deref(),
-            Some("containers with unready status: [b]")
-        );
-        let status = pod_status(
-            &pod("Always", vec![running("a", true), running("b", true)]),
-            &[],
-            now(),
-        );
+        assert_eq!(condition_of(&status, "Ready").message.as_deref(), Some("containers with unready status: [b]"));
+        let status = pod_status(&pod("Always", vec![running("a", true), running("b", true)]), &[], now());
         assert_eq!(condition_of(&status, "Ready").status, "True");
         assert_eq!(condition_of(&status, "ContainersReady").status, "True");
     }
 
     #[test]
     fn container_not_yet_started_keeps_pod_pending() {
-        let status = pod_status(
-            &pod("Always", vec![ContainerRuntimeState::new("a", "img")]),
-            &[],
-            now(),
-        );
+        let status = pod_status(&pod("Always", vec![ContainerRuntimeState::new("a", "img")]), &[], now());
         assert_eq!(status.phase.as_deref(), Some("Pending"));
     }
 
@@ -396,25 +319,16 @@ mod tests {
     #[test]
     fn crash_looping_container_counts_as_stopped_not_pending() {
         let mut container = exited("a", 1);
-        let Phase::Terminated(terminated) = container.phase.clone() else {
-            unreachable!()
-        };
+        let Phase::Terminated(terminated) = container.phase.clone() else { unreachable!() };
         container.last_terminated = Some(terminated);
-        container.phase = Phase::Waiting {
-            reason: "CrashLoopBackOff".into(),
-            message: None,
-        };
+        container.phase = Phase::Waiting { reason: "CrashLoopBackOff".into(), message: None };
         container.restart_count = 2;
         let state = pod("Always", vec![container]);
         let status = pod_status(&state, &[], now());
         assert_eq!(status.phase.as_deref(), Some("Running"));
         let reported = &status.container_statuses.as_ref().expect("statuses")[0];
         assert_eq!(reported.restart_count, 2);
-        assert!(reported
-            .last_state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            .is_some());
+        assert!(reported.last_state.as_ref().and_then(|s| s.terminated.as_ref()).is_some());
     }
 
     #[test]
@@ -422,26 +336,12 @@ mod tests {
         let state = pod("Always", vec![running("a", true)]);
         let earlier = Timestamp::from_second(1_600_000_000).expect("valid");
         let first = pod_status(&state, &[], earlier);
-        let again = pod_status(
-            &state,
-            first.conditions.as_deref().unwrap_or_default(),
-            now(),
-        );
-        assert_eq!(
-            condition_of(&again, "Ready").last_transition_time,
-            Some(Time(earlier))
-        );
+        let again = pod_status(&state, first.conditions.as_deref().unwrap_or_default(), now());
+        assert_eq!(condition_of(&again, "Ready").last_transition_time, Some(Time(earlier)));
 
         let unready = pod("Always", vec![running("a", false)]);
-        let flipped = pod_status(
-            &unready,
-            again.conditions.as_deref().unwrap_or_default(),
-            now(),
-        );
-        assert_eq!(
-            condition_of(&flipped, "Ready").last_transition_time,
-            Some(Time(now()))
-        );
+        let flipped = pod_status(&unready, again.conditions.as_deref().unwrap_or_default(), now());
+        assert_eq!(condition_of(&flipped, "Ready").last_transition_time, Some(Time(now())));
     }
 
     #[test]

@@ -47,18 +47,9 @@ pub enum VolumeError {
         source: Box<kube::Error>,
     },
     #[error("{kind} {name} for volume {volume} not found")]
-    NotFound {
-        volume: String,
-        kind: &'static str,
-        name: String,
-    },
+    NotFound { volume: String, kind: &'static str, name: String },
     #[error("couldn't find key {key} in {kind} {name} for volume {volume}")]
-    KeyNotFound {
-        volume: String,
-        kind: &'static str,
-        name: String,
-        key: String,
-    },
+    KeyNotFound { volume: String, kind: &'static str, name: String, key: String },
     #[error("unable to request a service account token for volume {volume}")]
     RequestToken {
         volume: String,
@@ -95,11 +86,7 @@ pub async fn prepare_volumes(
     roots: &VolumeRoots,
     runtime: &PodRuntimeInfo,
 ) -> Result<HashMap<String, PathBuf>, VolumeError> {
-    let namespace = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let mut paths = HashMap::new();
     for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
         let path = prepare_volume(client, &namespace, pod, volume, roots, runtime).await?;
@@ -118,11 +105,7 @@ async fn prepare_volume(
 ) -> Result<PathBuf, VolumeError> {
     let name = volume.name.as_str();
     let directory = roots.pod_dir.join("volumes").join(name);
-    let write_error = |path: &Path, source| VolumeError::Write {
-        volume: name.into(),
-        path: path.into(),
-        source,
-    };
+    let write_error = |path: &Path, source| VolumeError::Write { volume: name.into(), path: path.into(), source };
 
     if let Some(host_path) = &volume.host_path {
         let path = PathBuf::from(&host_path.path);
@@ -170,12 +153,7 @@ async fn prepare_volume(
             &secret_name,
         )?;
     } else if let Some(source) = &volume.downward_api {
-        files.add_downward(
-            pod,
-            runtime,
-            source.items.as_deref().unwrap_or_default(),
-            source.default_mode,
-        )?;
+        files.add_downward(pod, runtime, source.items.as_deref().unwrap_or_default(), source.default_mode)?;
     } else if let Some(projected) = &volume.projected {
         for source in projected.sources.iter().flatten() {
             if let Some(source) = &source.config_map {
@@ -209,22 +187,14 @@ async fn prepare_volume(
                 )?;
             }
             if let Some(source) = &source.service_account_token {
-                let token = request_token(
-                    client,
-                    namespace,
-                    pod,
-                    name,
-                    source.audience.clone(),
-                    source.expiration_seconds,
-                )
-                .await?;
+                let token =
+                    request_token(client, namespace, pod, name, source.audience.clone(), source.expiration_seconds)
+                        .await?;
                 files.push(&source.path, token.into_bytes(), projected.default_mode)?;
             }
         }
     } else {
-        return Err(VolumeError::Unsupported {
-            volume: name.into(),
-        });
+        return Err(VolumeError::Unsupported { volume: name.into() });
     }
     files.write(&directory)?;
     Ok(directory)
@@ -238,23 +208,14 @@ struct Files<'a> {
 
 impl<'a> Files<'a> {
     fn new(volume: &'a str) -> Self {
-        Self {
-            volume,
-            entries: Vec::new(),
-        }
+        Self { volume, entries: Vec::new() }
     }
 
     fn push(&mut self, path: &str, content: Vec<u8>, mode: Option<i32>) -> Result<(), VolumeError> {
         let relative = Path::new(path);
-        let safe = !path.is_empty()
-            && relative
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)));
+        let safe = !path.is_empty() && relative.components().all(|c| matches!(c, Component::Normal(_)));
         if !safe {
-            return Err(VolumeError::BadItemPath {
-                volume: self.volume.into(),
-                path: path.into(),
-            });
+            return Err(VolumeError::BadItemPath { volume: self.volume.into(), path: path.into() });
         }
         let mode = mode.and_then(|m| u32::try_from(m).ok()).unwrap_or(0o644);
         self.entries.push((relative.to_owned(), content, mode));
@@ -274,20 +235,14 @@ impl<'a> Files<'a> {
             return if optional {
                 Ok(())
             } else {
-                Err(VolumeError::NotFound {
-                    volume: self.volume.into(),
-                    kind,
-                    name: name.into(),
-                })
+                Err(VolumeError::NotFound { volume: self.volume.into(), kind, name: name.into() })
             };
         };
         match items {
             Some(items) if !items.is_empty() => {
                 for item in items {
                     match data.get(&item.key) {
-                        Some(content) => {
-                            self.push(&item.path, content.clone(), item.mode.or(default_mode))?
-                        }
+                        Some(content) => self.push(&item.path, content.clone(), item.mode.or(default_mode))?,
                         None if optional => {}
                         None => {
                             return Err(VolumeError::KeyNotFound {
@@ -327,19 +282,12 @@ impl<'a> Files<'a> {
                         .or(s.containers.first())
                 });
                 container.and_then(|c| {
-                    resource_value(
-                        c,
-                        &resource.resource,
-                        resource.divisor.as_ref().map(|q| q.0.as_str()),
-                        runtime,
-                    )
+                    resource_value(c, &resource.resource, resource.divisor.as_ref().map(|q| q.0.as_str()), runtime)
                 })
             } else {
                 None
             };
-            let value = value.ok_or_else(|| VolumeError::Unsupported {
-                volume: self.volume.into(),
-            })?;
+            let value = value.ok_or_else(|| VolumeError::Unsupported { volume: self.volume.into() })?;
             self.push(&item.path, value.into_bytes(), item.mode.or(default_mode))?;
         }
         Ok(())
@@ -348,17 +296,12 @@ impl<'a> Files<'a> {
     fn write(self, directory: &Path) -> Result<(), VolumeError> {
         for (relative, content, mode) in self.entries {
             let path = directory.join(relative);
-            let error = |source| VolumeError::Write {
-                volume: self.volume.into(),
-                path: path.clone(),
-                source,
-            };
+            let error = |source| VolumeError::Write { volume: self.volume.into(), path: path.clone(), source };
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(error)?;
             }
             std::fs::write(&path, content).map_err(error)?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                .map_err(error)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(error)?;
         }
         Ok(())
     }
@@ -370,28 +313,13 @@ async fn fetch_config_map(
     volume: &str,
     name: &str,
 ) -> Result<Option<BTreeMap<String, Vec<u8>>>, VolumeError> {
-    let config_map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(|source| VolumeError::Fetch {
-            volume: volume.into(),
-            kind: "ConfigMap",
-            name: name.into(),
-            source: Box::new(source),
-        })?;
+    let config_map = Api::<ConfigMap>::namespaced(client.clone(), namespace).get_opt(name).await.map_err(|source| {
+        VolumeError::Fetch { volume: volume.into(), kind: "ConfigMap", name: name.into(), source: Box::new(source) }
+    })?;
     Ok(config_map.map(|cm| {
-        let mut data: BTreeMap<String, Vec<u8>> = cm
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.into_bytes()))
-            .collect();
-        data.extend(
-            cm.binary_data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0)),
-        );
+        let mut data: BTreeMap<String, Vec<u8>> =
+            cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+        data.extend(cm.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
         data
     }))
 }
@@ -402,28 +330,13 @@ async fn fetch_secret(
     volume: &str,
     name: &str,
 ) -> Result<Option<BTreeMap<String, Vec<u8>>>, VolumeError> {
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(|source| VolumeError::Fetch {
-            volume: volume.into(),
-            kind: "Secret",
-            name: name.into(),
-            source: Box::new(source),
-        })?;
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await.map_err(|source| {
+        VolumeError::Fetch { volume: volume.into(), kind: "Secret", name: name.into(), source: Box::new(source) }
+    })?;
     Ok(secret.map(|s| {
-        let mut data: BTreeMap<String, Vec<u8>> = s
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect();
-        data.extend(
-            s.string_data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes())),
-        );
+        let mut data: BTreeMap<String, Vec<u8>> =
+            s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        data.extend(s.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
         data
     }))
 }
@@ -436,11 +349,8 @@ async fn request_token(
     audience: Option<String>,
     expiration_seconds: Option<i64>,
 ) -> Result<String, VolumeError> {
-    let service_account = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.service_account_name.clone())
-        .unwrap_or_else(|| "default".into());
+    let service_account =
+        pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
             audiences: audience.filter(|a| !a.is_empty()).map(|a| vec![a]),
@@ -458,10 +368,7 @@ async fn request_token(
     let response = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
         .create_token_request(&service_account, &PostParams::default(), &request)
         .await
-        .map_err(|source| VolumeError::RequestToken {
-            volume: volume.into(),
-            source: Box::new(source),
-        })?;
+        .map_err(|source| VolumeError::RequestToken { volume: volume.into(), source: Box::new(source) })?;
     Ok(response.status.and_then(|s| s.token).unwrap_or_default())
 }
 
@@ -473,21 +380,16 @@ pub fn container_mounts(
 ) -> Result<Vec<BindMount>, VolumeError> {
     let mut mounts = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
-        let source = volumes
-            .get(&mount.name)
-            .ok_or_else(|| VolumeError::UnknownVolume {
-                container: container.name.clone(),
-                volume: mount.name.clone(),
-            })?;
+        let source = volumes.get(&mount.name).ok_or_else(|| VolumeError::UnknownVolume {
+            container: container.name.clone(),
+            volume: mount.name.clone(),
+        })?;
         let source = match mount.sub_path.as_deref().filter(|p| !p.is_empty()) {
             Some(sub_path) => source.join(sub_path),
             None => source.clone(),
         };
         let target = PathBuf::from(&mount.mount_path);
-        let mount_point_error = |source| VolumeError::MountPoint {
-            path: target.clone(),
-            source,
-        };
+        let mount_point_error = |source| VolumeError::MountPoint { path: target.clone(), source };
         if source.is_file() {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(mount_point_error)?;
@@ -500,11 +402,7 @@ pub fn container_mounts(
             std::fs::create_dir_all(&target).map_err(mount_point_error)?;
         }
         let read_only = mount.read_only == Some(true) || is_read_only_volume(pod, &mount.name);
-        mounts.push(BindMount {
-            source,
-            target,
-            read_only,
-        });
+        mounts.push(BindMount { source, target, read_only });
     }
     // Parents before children, so nested mounts stack as in a container.
     mounts.sort_by_key(|m| m.target.components().count());
@@ -513,16 +411,9 @@ pub fn container_mounts(
 
 /// The kubelet mounts these volume types read-only whatever the mount says.
 fn is_read_only_volume(pod: &Pod, name: &str) -> bool {
-    pod.spec
-        .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .find(|v| v.name == name)
-        .is_some_and(|v| {
-            v.secret.is_some()
-                || v.config_map.is_some()
-                || v.downward_api.is_some()
-                || v.projected.is_some()
-        })
+    pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()).find(|v| v.name == name).is_some_and(|v| {
+        v.secret.is_some() || v.config_map.is_some() || v.downward_api.is_some() || v.projected.is_some()
+    })
 }
 
 #[cfg(test)]
@@ -540,34 +431,17 @@ mod tests {
 
     #[test]
     fn items_select_and_rename_keys() {
-        let data = BTreeMap::from([
-            ("a".to_owned(), b"1".to_vec()),
-            ("b".to_owned(), b"2".to_vec()),
-        ]);
-        let items = [KeyToPath {
-            key: "b".into(),
-            path: "renamed".into(),
-            mode: Some(0o600),
-            ..KeyToPath::default()
-        }];
+        let data = BTreeMap::from([("a".to_owned(), b"1".to_vec()), ("b".to_owned(), b"2".to_vec())]);
+        let items = [KeyToPath { key: "b".into(), path: "renamed".into(), mode: Some(0o600), ..KeyToPath::default() }];
         let mut files = Files::new("config");
-        files
-            .add_keys(Some(data), Some(&items), None, false, "ConfigMap", "cm")
-            .expect("ok");
-        assert_eq!(
-            files.entries,
-            vec![(PathBuf::from("renamed"), b"2".to_vec(), 0o600)]
-        );
+        files.add_keys(Some(data), Some(&items), None, false, "ConfigMap", "cm").expect("ok");
+        assert_eq!(files.entries, vec![(PathBuf::from("renamed"), b"2".to_vec(), 0o600)]);
     }
 
     #[test]
     fn missing_object_is_an_error_unless_optional() {
         let mut files = Files::new("config");
-        assert!(files
-            .add_keys(None, None, None, false, "Secret", "s")
-            .is_err());
-        assert!(files
-            .add_keys(None, None, None, true, "Secret", "s")
-            .is_ok());
+        assert!(files.add_keys(None, None, None, false, "Secret", "s").is_err());
+        assert!(files.add_keys(None, None, None, true, "Secret", "s").is_ok());
     }
 }
