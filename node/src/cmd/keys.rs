@@ -246,30 +246,16 @@ fn parse_flush_mode(args: &[&[u8]]) -> CmdResult {
 fn flushdb(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     parse_flush_mode(args)?;
     let db = ctx.client.db;
-    ctx.store.touch_all(Some(db));
-    let old = ctx.store.dbs[db].clear();
-    drop_in_background(old);
+    ctx.store.flush_db(db);
     ctx.reply.ok();
     Ok(())
 }
 
 fn flushall(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     parse_flush_mode(args)?;
-    ctx.store.touch_all(None);
-    for db in 0..ctx.store.dbs.len() {
-        let old = ctx.store.dbs[db].clear();
-        drop_in_background(old);
-    }
+    ctx.store.flush_all();
     ctx.reply.ok();
     Ok(())
-}
-
-/// Frees a large structure off the command path, as lazyfree does.
-fn drop_in_background<T: Send + 'static>(value: T) {
-    if std::thread::Builder::new().name("lazyfree".into()).spawn(move || drop(value)).is_err() {
-        // Could not start a thread: the value was moved into the closure and
-        // dropped with it, which is still correct.
-    }
 }
 
 fn parse_db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, CmdError> {
@@ -294,16 +280,7 @@ fn swapdb(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if first < 0 || first >= count || second < 0 || second >= count {
         return Err(CmdError::DbIndexOutOfRange);
     }
-    let (first, second) = (first as usize, second as usize);
-    if first != second {
-        ctx.store.touch_all(Some(first));
-        ctx.store.touch_all(Some(second));
-        let (low, high) = (first.min(second), first.max(second));
-        let (head, tail) = ctx.store.dbs.split_at_mut(high);
-        head[low].swap(&mut tail[0]);
-        ctx.store.touch_all(Some(first));
-        ctx.store.touch_all(Some(second));
-    }
+    ctx.store.swap_dbs(first as usize, second as usize);
     ctx.reply.ok();
     Ok(())
 }

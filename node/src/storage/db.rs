@@ -269,6 +269,12 @@ impl Database {
         self.shards[shard_index].table.iter()
     }
 
+    /// Mutable entries of one shard, for the snapshot walker (it stamps
+    /// versions; it must not change keys or expiry).
+    pub fn shard_entries_mut(&mut self, shard_index: usize) -> impl Iterator<Item = &mut Entry> {
+        self.shards[shard_index].table.iter_mut()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.shards.iter().flat_map(|shard| shard.table.iter())
     }

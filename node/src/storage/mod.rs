@@ -7,6 +7,7 @@
 //! access tracking and the snapshot's copy-before-write hook live.
 
 pub mod blocking;
+pub mod capture;
 pub mod db;
 pub mod evict;
 pub mod expire;
@@ -49,6 +50,10 @@ pub struct Store {
     pub now_ms: i64,
     /// Changes since the last successful save (INFO `rdb_changes_since_last_save`).
     pub dirty: u64,
+    /// The epoch of the latest forkless snapshot; new entries carry it.
+    epoch: u32,
+    /// The forkless snapshot in progress, if any.
+    pub capture: Option<capture::Capture>,
     started: Instant,
 }
 
@@ -66,6 +71,8 @@ impl Store {
             blocking: blocking::BlockingRegistry::default(),
             now_ms: crate::util::now_ms(),
             dirty: 0,
+            epoch: 0,
+            capture: None,
             started: Instant::now(),
         }
     }
@@ -240,14 +247,72 @@ impl Store {
         self.blocking.signal_ready(db, key);
     }
 
-    /// Hook run before any change to `key`; the snapshot issue fills it in.
+    /// Hook run before any change to `key`: while a forkless snapshot runs,
+    /// an entry the walker has not reached yet is serialized first.
     #[inline]
-    pub fn before_write(&mut self, _db: usize, _key: &[u8]) {}
+    pub fn before_write(&mut self, db: usize, key: &[u8]) {
+        if let Some(capture) = self.capture.as_mut() {
+            let hash = self.dbs[db].hash(key);
+            if capture.is_pending(db, Database::shard_of(hash)) {
+                if let Some(entry) = self.dbs[db].get_mut(key) {
+                    capture.preserve(db, entry);
+                }
+            }
+        }
+    }
 
-    /// Epoch stamped on new entries; 0 while no snapshot runs.
+    /// Epoch stamped on new entries: entries created while a snapshot runs
+    /// carry its epoch and are not part of its image.
     #[inline]
     pub fn snapshot_epoch(&self) -> u32 {
-        0
+        self.epoch
+    }
+
+    /// Starts a forkless capture with a new epoch.
+    pub fn begin_capture(&mut self, encoder: Box<dyn capture::RecordEncoder>) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            // After 2^32 snapshots versions wrap: reset every entry once.
+            for db in &mut self.dbs {
+                for shard in 0..db::SHARD_COUNT {
+                    for entry in db.shard_entries_mut(shard) {
+                        entry.version = 0;
+                    }
+                }
+            }
+            self.epoch = 1;
+        }
+        self.capture = Some(capture::Capture::new(self.epoch, encoder));
+    }
+
+    /// Removes every key of one database; a running capture keeps the old
+    /// tables to walk.
+    pub fn flush_db(&mut self, db: usize) {
+        self.touch_all(Some(db));
+        let old = self.dbs[db].clear();
+        match self.capture.as_mut() {
+            Some(capture) => capture.freeze(db, old),
+            None => drop_in_background(old),
+        }
+    }
+
+    /// Swaps two databases (SWAPDB); a running capture serializes what it
+    /// still needs of both first.
+    pub fn swap_dbs(&mut self, first: usize, second: usize) {
+        if first == second {
+            return;
+        }
+        if let Some(capture) = self.capture.as_mut() {
+            capture.complete_database(first, &mut self.dbs[first]);
+            capture.complete_database(second, &mut self.dbs[second]);
+        }
+        self.touch_all(Some(first));
+        self.touch_all(Some(second));
+        let (low, high) = (first.min(second), first.max(second));
+        let (head, tail) = self.dbs.split_at_mut(high);
+        head[low].swap(&mut tail[0]);
+        self.touch_all(Some(first));
+        self.touch_all(Some(second));
     }
 
     pub fn total_keys(&self) -> usize {
@@ -256,11 +321,17 @@ impl Store {
 
     /// Removes every key of every database.
     pub fn flush_all(&mut self) {
-        self.touch_all(None);
-        for db in &mut self.dbs {
-            drop(db.clear());
+        for db in 0..self.dbs.len() {
+            self.flush_db(db);
         }
     }
+}
+
+/// Frees a large structure off the command path, as lazyfree does.
+pub fn drop_in_background<T: Send + 'static>(value: T) {
+    // If no thread can be started the closure, and the value with it, is
+    // dropped right here, which is still correct.
+    let _ = std::thread::Builder::new().name("lazyfree".into()).spawn(move || drop(value));
 }
 
 /// Wraps a store for sharing between tasks.
