@@ -69,6 +69,9 @@ pub fn node_object(config: &KubeletConfig) -> Node {
 
 fn status_patch(config: &KubeletConfig, ready: bool) -> serde_json::Value {
     let now = Time(Timestamp::now());
+    // Conditions hold since the stand-in started; only the heartbeat moves.
+    static STARTED: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+    let since = if ready { Time(*STARTED.get_or_init(Timestamp::now)) } else { now.clone() };
     let capacity = BTreeMap::from([
         ("cpu".to_owned(), Quantity(config.cpu_cores.to_string())),
         ("memory".to_owned(), Quantity(format!("{}Ki", config.memory_bytes / 1024))),
@@ -81,7 +84,7 @@ fn status_patch(config: &KubeletConfig, ready: bool) -> serde_json::Value {
         reason: Some(reason.into()),
         message: Some(message.into()),
         last_heartbeat_time: Some(now.clone()),
-        last_transition_time: Some(now.clone()),
+        last_transition_time: Some(since.clone()),
     };
     let (ready_reason, ready_message) = if ready {
         ("KubeletReady", "kubelet stand-in is posting ready status")
