@@ -274,7 +274,9 @@ pub fn run(ctx: &mut Ctx, command: &Command, args: &[&[u8]]) {
     if let Err(error) = (command.handler)(ctx, args) {
         ctx.reply.error(&error.to_string());
     }
-    if ctx.store.blocking.has_ready() {
+    // Inside EXEC (no_block), blocked clients are served once EXEC is done,
+    // as Redis does: they must see the transaction's end state.
+    if ctx.store.blocking.has_ready() && !ctx.client.no_block {
         serve_blocked_clients(ctx.store, ctx.server);
     }
 }
