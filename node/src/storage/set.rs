@@ -170,7 +170,7 @@ impl<E: TableEntry> DenseTable<E> {
 
     /// Visits up to `count` entries below `cursor` (0 starts from the end),
     /// highest position first; returns the next cursor, 0 when done.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&E)) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(&'a E)) -> u64 {
         let len = self.entries.len();
         let mut position = if cursor == 0 { len } else { usize::try_from(cursor).unwrap_or(usize::MAX).min(len) };
         let mut visited = 0;
@@ -520,6 +520,19 @@ impl Set {
         }
     }
 
+    /// Removes an element taken from another set; returns whether it was
+    /// present.
+    pub fn remove_element(&mut self, element: Element) -> bool {
+        match (element, &mut self.repr) {
+            (Element::Int(value), Repr::Ints(ints)) => ints.remove(value),
+            (Element::Int(value), Repr::Table(table)) => {
+                let mut buffer = itoa::Buffer::new();
+                table.remove(buffer.format(value).as_bytes()).is_some()
+            }
+            (Element::Bytes(bytes), _) => self.remove(bytes),
+        }
+    }
+
     /// The member at `index` (`index < len`): sorted order for an intset,
     /// position order for a hashtable. O(1).
     pub fn nth(&self, index: usize) -> Element<'_> {
@@ -587,7 +600,7 @@ impl Set {
 
     /// One SSCAN step: an intset is returned whole with cursor 0, as Redis
     /// does; a hashtable is walked with [`DenseTable::scan`].
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(Element)) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(Element<'a>)) -> u64 {
         match &self.repr {
             Repr::Ints(ints) => {
                 for index in 0..ints.len() {
