@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test unit lint bench deps fmt
+.PHONY: help demo test unit lint bench deps fmt testbed testbed-up testbed-down testbed-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -13,9 +13,10 @@ deps: ## install system packages the tests need (Redis 7 as the peer)
 demo: deps ## run the main job on an embedded default
 	@scripts/demo.sh
 
-test: deps lint ## the whole test suite (what CI runs)
+test: deps testbed lint ## the whole test suite (what CI runs)
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	scripts/testbed/test.sh
 
 unit: ## unit tests only (no servers started)
 	$(CARGO) test --workspace --lib
@@ -30,3 +31,17 @@ fmt: ## format the code
 bench: deps ## benchmarks against Redis 7 in the same run; prints a table of ratios
 	$(CARGO) build --release -p ferrocache-node
 	python3 bench/run.py
+
+testbed: ## build (once, cached) the control plane binaries and Garage
+	scripts/testbed/build-kube.sh
+	scripts/testbed/install-garage.sh
+
+testbed-up: testbed ## start the local control plane, kubelet stand-in and Garage; prints exports
+	@$(CARGO) build -p ferrocache-node -p ferrocache-operator -p ferrocache-testbed --quiet
+	@scripts/testbed/up.sh
+
+testbed-down: ## stop everything testbed-up started
+	@scripts/testbed/down.sh
+
+testbed-test: ## tests of the test bed itself
+	scripts/testbed/test.sh
