@@ -253,7 +253,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             long_double::parse(bytes).ok_or_else(|| CmdError::err("hash value is not a float"))?
         }
     };
-    let sum = current.add(increment);
+    let sum = current + increment;
     if !sum.is_finite() {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
@@ -522,28 +522,6 @@ pub mod long_double {
             value
         }
 
-        /// `self + other`, rounded to 64 mantissa bits as the x87 does.
-        pub fn add(self, other: Self) -> Self {
-            let mut sum = LongDouble([0; 16]);
-            // SAFETY: loads two 10-byte values, stores one into the 16-byte
-            // buffer; the two pushes are matched by `faddp` and `fstp`.
-            unsafe {
-                std::arch::asm!(
-                    "fld tbyte ptr [{left}]",
-                    "fld tbyte ptr [{right}]",
-                    "faddp",
-                    "fstp tbyte ptr [{target}]",
-                    left = in(reg) self.0.as_ptr(),
-                    right = in(reg) other.0.as_ptr(),
-                    target = in(reg) sum.0.as_mut_ptr(),
-                    out("st(0)") _,
-                    out("st(1)") _,
-                    options(nostack),
-                );
-            }
-            sum
-        }
-
         fn mantissa(&self) -> u64 {
             let mut bytes = [0u8; 8];
             bytes.copy_from_slice(&self.0[..8]);
@@ -600,6 +578,33 @@ pub mod long_double {
                 text = b"0".to_vec();
             }
             text
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    impl std::ops::Add for LongDouble {
+        type Output = Self;
+
+        /// `self + other`, rounded to 64 mantissa bits as the x87 does.
+        fn add(self, other: Self) -> Self {
+            let mut sum = LongDouble([0; 16]);
+            // SAFETY: loads two 10-byte values, stores one into the 16-byte
+            // buffer; the two pushes are matched by `faddp` and `fstp`.
+            unsafe {
+                std::arch::asm!(
+                    "fld tbyte ptr [{left}]",
+                    "fld tbyte ptr [{right}]",
+                    "faddp",
+                    "fstp tbyte ptr [{target}]",
+                    left = in(reg) self.0.as_ptr(),
+                    right = in(reg) other.0.as_ptr(),
+                    target = in(reg) sum.0.as_mut_ptr(),
+                    out("st(0)") _,
+                    out("st(1)") _,
+                    options(nostack),
+                );
+            }
+            sum
         }
     }
 
@@ -662,13 +667,18 @@ pub mod long_double {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
+    impl std::ops::Add for LongDouble {
+        type Output = Self;
+
+        fn add(self, other: Self) -> Self {
+            LongDouble(self.0 + other.0)
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
     impl LongDouble {
         pub fn from_i64(number: i64) -> Self {
             LongDouble(number as f64)
-        }
-
-        pub fn add(self, other: Self) -> Self {
-            LongDouble(self.0 + other.0)
         }
 
         pub fn is_finite(&self) -> bool {
@@ -689,7 +699,7 @@ pub mod long_double {
         use super::*;
 
         fn sum(left: &str, right: &str) -> String {
-            let total = parse(left.as_bytes()).map(|left| left.add(parse(right.as_bytes()).unwrap_or(left)));
+            let total = parse(left.as_bytes()).map(|left| left + parse(right.as_bytes()).unwrap_or(left));
             String::from_utf8(total.map(|value| value.format_human()).unwrap_or_default()).unwrap_or_default()
         }
 

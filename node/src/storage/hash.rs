@@ -513,7 +513,7 @@ impl Hash {
 
     /// One HSCAN step: a packed hash is returned whole with cursor 0, as
     /// Redis does; a hashtable is walked with [`DenseTable::scan`].
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(Element, Element)) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(Element<'a>, Element<'a>)) -> u64 {
         match &self.repr {
             Repr::Packed { .. } => {
                 for (field, value) in self.iter() {
