@@ -470,7 +470,7 @@ impl SortedSet {
     /// returned whole, as Redis does. For the big encoding the cursor is a
     /// slot index: slots never move while their member lives, so every
     /// member present for the whole iteration is visited at least once.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8], f64)) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(&'a [u8], f64)) -> u64 {
         match &self.repr {
             Repr::Packed(packed) => {
                 for (member, score) in packed.iter() {
@@ -505,7 +505,7 @@ enum IterInner<'a> {
     /// Offsets of the entries still to visit, visited from the back.
     PackedReverse {
         bytes: &'a [u8],
-        offsets: SmallVec<[u32; 64]>,
+        offsets: SmallVec<[u32; 32]>,
     },
     Indexed {
         set: &'a Indexed,
@@ -729,7 +729,7 @@ impl Packed {
     }
 
     /// Offsets of the entries of ranks `0..=rank`.
-    fn offsets_through(&self, rank: usize) -> SmallVec<[u32; 64]> {
+    fn offsets_through(&self, rank: usize) -> SmallVec<[u32; 32]> {
         self.entries().take(rank + 1).map(|(start, _)| start as u32).collect()
     }
 
@@ -1062,7 +1062,7 @@ impl Indexed {
         above_min(&key, self).then_some(rank)
     }
 
-    fn scan(&self, cursor: u64, count: usize, visit: &mut impl FnMut(&[u8], f64)) -> u64 {
+    fn scan<'a>(&'a self, cursor: u64, count: usize, visit: &mut impl FnMut(&'a [u8], f64)) -> u64 {
         let mut index = usize::try_from(cursor).unwrap_or(usize::MAX);
         let mut returned = 0;
         // Bound the work on a sparse slab like Redis bounds empty buckets.
