@@ -9,6 +9,7 @@
 //! - [`cmd`]: the command table, dispatcher and one module per command family.
 //! - [`storage`]: the keyspace (16 databases of sharded hash tables), value
 //!   types, expiry, eviction, WATCH and blocked-client registries.
+//! - [`s3`]: S3 transport: streaming multipart upload and parallel ranged download.
 //! - [`alloc`]: the counting jemalloc allocator behind `used_memory`.
 //! - [`util`]: Redis's number parsing and formatting rules, glob matching.
 //!
@@ -22,6 +23,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod protocol;
+pub mod s3;
 pub mod server;
 pub mod storage;
 pub mod util;
