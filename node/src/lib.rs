@@ -11,6 +11,7 @@
 //!   types, expiry, eviction, WATCH and blocked-client registries.
 //! - [`s3`]: S3 transport: streaming multipart upload and parallel ranged download.
 //! - [`alloc`]: the counting jemalloc allocator behind `used_memory`.
+//! - [`rdb`]: the RDB format (Redis 7.0 snapshot files, DUMP/RESTORE payloads).
 //! - [`util`]: Redis's number parsing and formatting rules, glob matching.
 //!
 //! The request path: `server` reads bytes, `protocol::request` splits them
@@ -23,6 +24,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod protocol;
+pub mod rdb;
 pub mod s3;
 pub mod server;
 pub mod storage;
