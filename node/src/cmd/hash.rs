@@ -75,13 +75,9 @@ fn set_pairs(ctx: &mut Ctx, args: &[&[u8]], name: &str) -> Result<i64, CmdError>
     }
     let db = ctx.client.db;
     let limits = HashLimits::from_config(&ctx.store.config);
-    let hash = hash_or_create(ctx.store, db, args[1])?;
-    let mut created = 0;
-    for pair in args[2..].chunks_exact(2) {
-        created += i64::from(hash.insert(pair[0], pair[1], limits));
-    }
+    let created = hash_or_create(ctx.store, db, args[1])?.insert_pairs(&args[2..], limits);
     ctx.store.touch_key(db, args[1]);
-    Ok(created)
+    Ok(created as i64)
 }
 
 fn hset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {

@@ -328,7 +328,9 @@ impl HashLimits {
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Packed { bytes: Vec<u8>, len: usize },
+    /// Exactly sized, like a listpack: no spare capacity, no pair count
+    /// (the scans every operation does anyway count pairs).
+    Packed(Box<[u8]>),
     Table(Box<DenseTable<PairBox>>),
 }
 
@@ -344,31 +346,69 @@ impl Default for Hash {
     }
 }
 
-/// Offset of the entry holding `field` in a packed buffer.
-fn find_packed(bytes: &[u8], field: &Encoded) -> Option<usize> {
+/// Where a field is in a packed buffer.
+enum Lookup {
+    /// Offset of the field's entry.
+    Found(usize),
+    /// Absent; the buffer holds this many pairs.
+    Missing(usize),
+}
+
+fn locate(bytes: &[u8], field: &Encoded) -> Lookup {
     let mut offset = 0;
+    let mut pairs = 0;
     while offset < bytes.len() {
         if field.matches_at(bytes, offset) {
-            return Some(offset);
+            return Lookup::Found(offset);
         }
         offset += packed::entry_size(bytes, offset);
         offset += packed::entry_size(bytes, offset);
+        pairs += 1;
     }
-    None
+    Lookup::Missing(pairs)
 }
 
-/// Gives back spare capacity left by removals, as listpack reallocates on
-/// every deletion, without reallocating on each one.
-fn trim_packed(bytes: &mut Vec<u8>) {
-    if bytes.capacity() - bytes.len() > bytes.len() / 4 + 16 {
-        bytes.shrink_to_fit();
+fn find_packed(bytes: &[u8], field: &Encoded) -> Option<usize> {
+    match locate(bytes, field) {
+        Lookup::Found(offset) => Some(offset),
+        Lookup::Missing(_) => None,
+    }
+}
+
+/// Sets a field in a packed buffer; returns the new pair count when the
+/// field was added, `None` when its value was replaced. Appends reserve
+/// exactly what they need (callers may have reserved ahead).
+fn packed_set(bytes: &mut Vec<u8>, field: &Encoded, value: &Encoded) -> Option<usize> {
+    match locate(bytes, field) {
+        Lookup::Found(offset) => {
+            let value_offset = offset + field.size();
+            let old_end = value_offset + packed::entry_size(bytes, value_offset);
+            if old_end - value_offset == value.size() {
+                let mut encoded = Vec::with_capacity(value.size());
+                value.write(&mut encoded);
+                bytes[value_offset..old_end].copy_from_slice(&encoded);
+            } else {
+                let tail = bytes.split_off(old_end);
+                bytes.truncate(value_offset);
+                bytes.reserve_exact(value.size() + tail.len());
+                value.write(bytes);
+                bytes.extend_from_slice(&tail);
+            }
+            None
+        }
+        Lookup::Missing(pairs) => {
+            bytes.reserve_exact(field.size() + value.size());
+            field.write(bytes);
+            value.write(bytes);
+            Some(pairs + 1)
+        }
     }
 }
 
 impl Hash {
     /// An empty hash (packed, as Redis creates them).
     pub fn new() -> Self {
-        Self { repr: Repr::Packed { bytes: Vec::new(), len: 0 } }
+        Self { repr: Repr::Packed(Box::default()) }
     }
 
     /// Builds a hash from pairs, converting as inserting them one by one
@@ -383,31 +423,34 @@ impl Hash {
 
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Packed { len, .. } => *len,
+            Repr::Packed(bytes) => Entries::new(bytes).count() / 2,
             Repr::Table(table) => table.len(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        match &self.repr {
+            Repr::Packed(bytes) => bytes.is_empty(),
+            Repr::Table(table) => table.is_empty(),
+        }
     }
 
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
-            Repr::Packed { .. } => "listpack",
+            Repr::Packed(_) => "listpack",
             Repr::Table(_) => "hashtable",
         }
     }
 
     /// Whether the hash uses the small (listpack) encoding.
     pub fn is_packed(&self) -> bool {
-        matches!(self.repr, Repr::Packed { .. })
+        matches!(self.repr, Repr::Packed(_))
     }
 
     pub fn heap_size(&self) -> usize {
         std::mem::size_of::<Self>()
             + match &self.repr {
-                Repr::Packed { bytes, .. } => bytes.capacity(),
+                Repr::Packed(bytes) => bytes.len(),
                 Repr::Table(table) => std::mem::size_of::<DenseTable<PairBox>>() + table.heap_size(),
             }
     }
@@ -415,7 +458,7 @@ impl Hash {
     /// The value of a field.
     pub fn get(&self, field: &[u8]) -> Option<Element<'_>> {
         match &self.repr {
-            Repr::Packed { bytes, .. } => {
+            Repr::Packed(bytes) => {
                 let offset = find_packed(bytes, &Encoded::new(field))?;
                 let value_offset = offset + packed::entry_size(bytes, offset);
                 Some(packed::decode(bytes, value_offset).0)
@@ -428,49 +471,75 @@ impl Hash {
         self.get(field).is_some()
     }
 
-    /// Sets a field; returns whether it was new. Converts to a hashtable
-    /// first when the field or value is too long for the packed encoding,
-    /// and after when the hash has too many fields (Redis's `hashTypeSet`).
+    /// Sets a field; returns whether it was new. See [`Hash::insert_pairs`].
     pub fn insert(&mut self, field: &[u8], value: &[u8], limits: HashLimits) -> bool {
-        if let Repr::Packed { bytes, .. } = &self.repr {
-            let too_long = !limits.value_fits(field) || !limits.value_fits(value);
-            if too_long || bytes.len() + field.len() + value.len() > PACKED_MAX_BYTES {
+        self.insert_pairs(&[field, value], limits) == 1
+    }
+
+    /// Sets each field/value pair of `pairs` (a flat list, as HSET's
+    /// arguments); returns how many fields were new.
+    ///
+    /// Converts to a hashtable first when any field or value is too long for
+    /// the packed encoding (Redis's `hashTypeTryConversion`), and as soon as
+    /// the hash has too many fields (`hashTypeSet`). A new packed hash
+    /// reserves room for all pairs at once rather than growing per pair.
+    pub fn insert_pairs(&mut self, pairs: &[&[u8]], limits: HashLimits) -> usize {
+        if let Repr::Packed(bytes) = &self.repr {
+            let too_long = pairs.iter().any(|item| !limits.value_fits(item));
+            let added_bytes: usize = pairs.iter().map(|item| item.len()).sum();
+            if too_long || bytes.len() + added_bytes > PACKED_MAX_BYTES {
                 self.convert_to_table();
             }
         }
-        match &mut self.repr {
-            Repr::Packed { bytes, len } => {
-                let added = packed_insert(bytes, field, value);
-                if added {
-                    *len += 1;
-                    if *len as u64 > limits.max_packed_entries {
-                        self.convert_to_table();
+        let mut added = 0;
+        let mut consumed = 0;
+        if let Repr::Packed(boxed) = &mut self.repr {
+            let mut bytes = std::mem::take(boxed).into_vec();
+            if bytes.is_empty() {
+                bytes.reserve_exact(pairs.iter().map(|item| Encoded::new(item).size()).sum());
+            }
+            let mut overflow = false;
+            for pair in pairs.chunks_exact(2) {
+                consumed += 2;
+                if let Some(count) = packed_set(&mut bytes, &Encoded::new(pair[0]), &Encoded::new(pair[1])) {
+                    added += 1;
+                    if count as u64 > limits.max_packed_entries {
+                        overflow = true;
+                        break;
                     }
                 }
-                added
             }
-            Repr::Table(table) => {
-                let (position, added) = table.insert_with(field, || PairBox::new(field, value));
-                if !added {
-                    table.replace_at(position, PairBox::new(field, value));
-                }
-                added
+            self.repr = Repr::Packed(bytes.into_boxed_slice());
+            if overflow {
+                self.convert_to_table();
             }
         }
+        if let Repr::Table(table) = &mut self.repr {
+            for pair in pairs[consumed..].chunks_exact(2) {
+                let (field, value) = (pair[0], pair[1]);
+                let (position, new) = table.insert_with(field, || PairBox::new(field, value));
+                if new {
+                    added += 1;
+                } else {
+                    table.replace_at(position, PairBox::new(field, value));
+                }
+            }
+        }
+        added
     }
 
     /// Removes a field; returns whether it was present.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match &mut self.repr {
-            Repr::Packed { bytes, len } => {
-                let Some(offset) = find_packed(bytes, &Encoded::new(field)) else {
+            Repr::Packed(boxed) => {
+                let Some(offset) = find_packed(boxed, &Encoded::new(field)) else {
                     return false;
                 };
-                let value_offset = offset + packed::entry_size(bytes, offset);
-                let end = value_offset + packed::entry_size(bytes, value_offset);
+                let value_offset = offset + packed::entry_size(boxed, offset);
+                let end = value_offset + packed::entry_size(boxed, value_offset);
+                let mut bytes = std::mem::take(boxed).into_vec();
                 bytes.drain(offset..end);
-                trim_packed(bytes);
-                *len -= 1;
+                *boxed = bytes.into_boxed_slice();
                 true
             }
             Repr::Table(table) => table.remove(field).is_some(),
@@ -479,10 +548,10 @@ impl Hash {
 
     /// Converts a packed hash to a hashtable (no-op for a hashtable).
     pub fn convert_to_table(&mut self) {
-        let Repr::Packed { len, .. } = &self.repr else {
+        if !self.is_packed() {
             return;
-        };
-        let mut table = DenseTable::with_capacity(*len);
+        }
+        let mut table = DenseTable::with_capacity(self.len());
         let mut field_buffer = itoa::Buffer::new();
         let mut value_buffer = itoa::Buffer::new();
         for (field, value) in self.iter() {
@@ -497,16 +566,16 @@ impl Hash {
     /// hash (as listpack), position order for a hashtable.
     pub fn iter(&self) -> HashIter<'_> {
         match &self.repr {
-            Repr::Packed { bytes, .. } => HashIter::Packed(Entries::new(bytes)),
+            Repr::Packed(bytes) => HashIter::Packed(Entries::new(bytes)),
             Repr::Table(table) => HashIter::Table(table.entries().iter()),
         }
     }
 
     /// Random access to the pairs by index: direct for a hashtable, through
-    /// a one-pass offset list for a packed hash.
+    /// a one-pass list for a packed hash.
     pub fn indexed(&self) -> IndexedPairs<'_> {
         match &self.repr {
-            Repr::Packed { .. } => IndexedPairs::Collected(self.iter().collect()),
+            Repr::Packed(_) => IndexedPairs::Collected(self.iter().collect()),
             Repr::Table(table) => IndexedPairs::Table(table),
         }
     }
@@ -515,7 +584,7 @@ impl Hash {
     /// Redis does; a hashtable is walked with [`DenseTable::scan`].
     pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(Element<'a>, Element<'a>)) -> u64 {
         match &self.repr {
-            Repr::Packed { .. } => {
+            Repr::Packed(_) => {
                 for (field, value) in self.iter() {
                     visit(field, value);
                 }
@@ -524,30 +593,6 @@ impl Hash {
             Repr::Table(table) => {
                 table.scan(cursor, count, |pair| visit(Element::Bytes(pair.field()), Element::Bytes(pair.value())))
             }
-        }
-    }
-}
-
-/// Sets `field` in a packed buffer, growing it by exactly what is needed.
-fn packed_insert(bytes: &mut Vec<u8>, field: &[u8], value: &[u8]) -> bool {
-    let field = Encoded::new(field);
-    let value = Encoded::new(value);
-    match find_packed(bytes, &field) {
-        Some(offset) => {
-            let value_offset = offset + field.size();
-            let old_end = value_offset + packed::entry_size(bytes, value_offset);
-            let mut encoded = Vec::with_capacity(value.size());
-            value.write(&mut encoded);
-            bytes.reserve_exact(encoded.len().saturating_sub(old_end - value_offset));
-            bytes.splice(value_offset..old_end, encoded);
-            trim_packed(bytes);
-            false
-        }
-        None => {
-            bytes.reserve_exact(field.size() + value.size());
-            field.write(bytes);
-            value.write(bytes);
-            true
         }
     }
 }
@@ -722,6 +767,35 @@ mod tests {
         let empty = PairBox::new(b"", b"");
         assert_eq!(empty.field(), b"");
         assert_eq!(empty.value(), b"");
+    }
+
+    #[test]
+    fn hash_header_is_two_words() {
+        assert_eq!(std::mem::size_of::<Hash>(), 16);
+    }
+
+    #[test]
+    fn insert_pairs_counts_new_fields_and_converts_midway() {
+        let limits = HashLimits { max_packed_entries: 3, max_packed_value: 64 };
+        let mut hash = Hash::new();
+        let pairs: Vec<&[u8]> = vec![b"a", b"1", b"b", b"2", b"a", b"3", b"c", b"4", b"d", b"5", b"e", b"6"];
+        assert_eq!(hash.insert_pairs(&pairs, limits), 5);
+        assert_eq!(hash.encoding(), "hashtable");
+        assert_eq!(hash.len(), 5);
+        assert_eq!(hash.get(b"a"), Some(Element::Bytes(b"3")));
+        assert_eq!(hash.get(b"e"), Some(Element::Bytes(b"6")));
+    }
+
+    #[test]
+    fn value_updates_resize_the_buffer_exactly() {
+        let mut hash = Hash::new();
+        hash.insert(b"f", b"short", SMALL);
+        hash.insert(b"g", b"x", SMALL);
+        hash.insert(b"f", b"a much longer value", SMALL);
+        hash.insert(b"g", b"y", SMALL);
+        hash.insert(b"f", b"7", SMALL);
+        assert_eq!(pairs(&hash), vec![(b"f".to_vec(), b"7".to_vec()), (b"g".to_vec(), b"y".to_vec())]);
+        assert_eq!(hash.heap_size(), std::mem::size_of::<Hash>() + 2 + 1 + 2 + 2);
     }
 
     #[test]

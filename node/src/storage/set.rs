@@ -569,7 +569,7 @@ impl Set {
 
     /// Members in storage order: ascending for an intset, insertion order
     /// (modulo removals) for a hashtable.
-    pub fn iter(&self) -> impl Iterator<Item = Element<'_>> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = Element<'_>> + Clone + '_ {
         (0..self.len()).map(move |index| self.nth(index))
     }
 
