@@ -27,5 +27,6 @@ pub mod protocol;
 pub mod rdb;
 pub mod s3;
 pub mod server;
+pub mod snapshot;
 pub mod storage;
 pub mod util;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use ferrocache_node::config::Config;
 use ferrocache_node::server::{self, ServerState};
+use ferrocache_node::snapshot::{self, load};
 use ferrocache_node::storage::{self, Store};
+use std::sync::atomic::Ordering;
 use tracing::{error, info};
 
 #[global_allocator]
@@ -86,8 +88,15 @@ async fn run(config: Config, config_file: String) -> i32 {
         }
     };
     let port = config.port;
+    let snapshot_path = config.dir.join(&config.dbfilename);
     let store = storage::shared(Store::new(config));
     let state = Arc::new(ServerState::new(store, port, config_file));
+    // Clients may connect at once; data commands answer -LOADING until the
+    // snapshot on disk is loaded, and a bad snapshot stops the node.
+    state.loading.store(true, Ordering::Release);
+    let load_state = Arc::clone(&state);
+    tokio::task::spawn_blocking(move || load_at_start(&load_state, &snapshot_path));
+    tokio::spawn(save_points(Arc::clone(&state)));
     info!(port, version = env!("CARGO_PKG_VERSION"), "ready to accept connections");
     let shutdown_state = Arc::clone(&state);
     let shutdown = async move {
@@ -104,6 +113,95 @@ async fn run(config: Config, config_file: String) -> i32 {
         }
     };
     server::run(listeners, Arc::clone(&state), shutdown).await;
+    let code = tokio::task::spawn_blocking(move || save_on_shutdown(&state)).await.unwrap_or(1);
     info!("bye");
-    0
+    code
+}
+
+/// Loads `dir/dbfilename` if present; exits the process if it is unusable,
+/// so no partial data is ever served.
+fn load_at_start(state: &ServerState, path: &std::path::Path) {
+    match load::load_file_if_present(&state.store, path) {
+        Ok(report) => {
+            if report.is_none() {
+                info!(path = %path.display(), "no snapshot to load");
+            }
+            *state.last_load.lock() = report;
+            state.loading.store(false, Ordering::Release);
+        }
+        Err(error) => {
+            error!(error = %error, "refusing to serve: the snapshot cannot be loaded");
+            eprintln!("ferrocache-node: refusing to serve: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Runs BGSAVE when a `save <seconds> <changes>` point is reached.
+async fn save_points(state: Arc<ServerState>) {
+    let mut last_attempt = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if state.loading.load(Ordering::Acquire) || state.snapshots.in_progress() {
+            continue;
+        }
+        let mut store = state.store.lock();
+        let points = parse_save_points(&store.config.save);
+        let since_save = (ferrocache_node::util::now_ms() / 1000 - state.snapshots.status().last_success_unix).max(0);
+        let due = points.iter().any(|(seconds, changes)| store.dirty >= *changes && since_save >= *seconds as i64);
+        if !due || last_attempt.elapsed() < std::time::Duration::from_secs(5) {
+            continue;
+        }
+        last_attempt = std::time::Instant::now();
+        let sink = match snapshot::Sink::file(&store.config.dir, &store.config.dbfilename) {
+            Ok(sink) => sink,
+            Err(error) => {
+                error!(error = %error, "save point reached but the snapshot file cannot be created");
+                continue;
+            }
+        };
+        info!(changes = store.dirty, seconds = since_save, "save point reached, saving");
+        let context = state.snapshot_context();
+        if let Err(error) = snapshot::start_background(&context, &mut store, sink, None, None) {
+            error!(error = %error, "background save failed to start");
+        }
+    }
+}
+
+/// `save` as pairs of (seconds, changes).
+fn parse_save_points(text: &str) -> Vec<(u64, u64)> {
+    let numbers: Vec<u64> = text.split_whitespace().filter_map(|word| word.parse().ok()).collect();
+    numbers.chunks_exact(2).map(|pair| (pair[0], pair[1])).collect()
+}
+
+/// Saves before exiting when asked to (SHUTDOWN SAVE) or when save points
+/// are configured, as Redis does. Returns the exit code.
+fn save_on_shutdown(state: &ServerState) -> i32 {
+    let store = state.store.lock();
+    let wanted = state.shutdown_save.lock().unwrap_or(!parse_save_points(&store.config.save).is_empty());
+    if !wanted || state.loading.load(Ordering::Acquire) {
+        return 0;
+    }
+    if let Some(running) = state.snapshots.status().running {
+        if let Some(pid) = running.child_pid {
+            snapshot::fork::kill(pid);
+        }
+    }
+    let sink = match snapshot::Sink::file(&store.config.dir, &store.config.dbfilename) {
+        Ok(sink) => sink,
+        Err(error) => {
+            error!(error = %error, "cannot save before shutdown");
+            return 1;
+        }
+    };
+    match snapshot::save_foreground(&store, sink) {
+        Ok(report) => {
+            info!(keys = report.keys, bytes = report.bytes, "saved the dataset before shutdown");
+            0
+        }
+        Err(error) => {
+            error!(error = %error, "cannot save before shutdown");
+            1
+        }
+    }
 }

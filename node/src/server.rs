@@ -7,7 +7,7 @@
 //! that never reads its replies is held back by TCP and costs bounded memory.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::client::{BlockRequest, Client, ClientInfo};
 use crate::cmd::{self, Ctx};
 use crate::protocol::{Reply, RequestParser};
+use crate::snapshot::{SnapshotContext, SnapshotState};
 use crate::storage::blocking::Waiter;
 use crate::storage::{Key, SharedStore};
 
@@ -50,6 +51,12 @@ pub struct ServerState {
     pub shutdown: Notify,
     /// SHUTDOWN's save choice: None = default, Some(true) = SAVE, Some(false) = NOSAVE.
     pub shutdown_save: parking_lot::Mutex<Option<bool>>,
+    /// Snapshot progress and history.
+    pub snapshots: Arc<SnapshotState>,
+    /// True while a snapshot is being loaded: commands get `-LOADING`.
+    pub loading: AtomicBool,
+    /// What the last load did, for INFO.
+    pub last_load: parking_lot::Mutex<Option<crate::snapshot::load::LoadReport>>,
 }
 
 impl ServerState {
@@ -70,7 +77,15 @@ impl ServerState {
             config_file,
             shutdown: Notify::new(),
             shutdown_save: parking_lot::Mutex::new(None),
+            snapshots: Arc::new(SnapshotState::new()),
+            loading: AtomicBool::new(false),
+            last_load: parking_lot::Mutex::new(None),
         }
+    }
+
+    /// What background snapshots need to reach the store and report back.
+    pub fn snapshot_context(&self) -> SnapshotContext {
+        SnapshotContext { store: Arc::clone(&self.store), state: Arc::clone(&self.snapshots) }
     }
 
     pub fn connected_clients(&self) -> usize {

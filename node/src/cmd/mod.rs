@@ -10,6 +10,7 @@ pub mod error;
 pub mod hash;
 pub mod keys;
 pub mod list;
+pub mod persistence;
 pub mod server;
 pub mod set;
 pub mod string;
@@ -114,6 +115,7 @@ fn all_commands() -> impl Iterator<Item = &'static Command> {
         set::COMMANDS,
         zset::COMMANDS,
         server::COMMANDS,
+        persistence::COMMANDS,
         transaction::COMMANDS,
     ]
     .into_iter()
@@ -233,6 +235,10 @@ pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) {
             multi.aborted = true;
         }
         ctx.reply.error(&CmdError::NoAuth.to_string());
+        return;
+    }
+    if !command.has(flags::LOADING) && ctx.server.loading.load(std::sync::atomic::Ordering::Acquire) {
+        ctx.reply.error("LOADING Redis is loading the dataset in memory");
         return;
     }
     if !command.arity_ok(args.len()) {

@@ -247,11 +247,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         );
     }
     if wanted("persistence") {
-        let _ = write!(
-            text,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
-            store.dirty,
-        );
+        text.push_str(&persistence_section(server, store.dirty));
     }
     if wanted("stats") {
         let stats = &store.stats;
@@ -296,6 +292,78 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     while text.ends_with("\r\n\r\n") {
         text.truncate(text.len() - 2);
     }
+    text
+}
+
+/// INFO persistence: Redis's fields, then the snapshot method, why it was
+/// chosen, and what the last snapshot did.
+fn persistence_section(server: &crate::server::ServerState, dirty: u64) -> String {
+    let status = server.snapshots.status();
+    let loading = server.loading.load(Ordering::Acquire);
+    let now = std::time::Instant::now();
+    let mut text = String::from("# Persistence\r\n");
+    let _ = write!(
+        text,
+        "loading:{}\r\nasync_loading:0\r\ncurrent_cow_size:{}\r\nrdb_changes_since_last_save:{dirty}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_saves:{}\r\n",
+        u8::from(loading),
+        server.snapshots.current_cow.load(Ordering::Relaxed),
+        u8::from(status.running.is_some()),
+        status.last_success_unix,
+        status.saves,
+    );
+    let last_status = match &status.last {
+        Some(report) if report.outcome.is_err() => "err",
+        _ => "ok",
+    };
+    let _ = write!(
+        text,
+        "rdb_last_bgsave_status:{last_status}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_last_cow_size:{}\r\n",
+        status.last.as_ref().map_or(-1, |report| report.duration.as_secs() as i64),
+        status.running.as_ref().map_or(-1, |running| now.duration_since(running.started).as_secs() as i64),
+        status
+            .last
+            .as_ref()
+            .filter(|report| report.method == crate::snapshot::method::Method::Fork)
+            .map_or(0, |report| report.peak_extra_memory),
+    );
+    if let Some(load) = server.last_load.lock().as_ref() {
+        let _ = write!(
+            text,
+            "rdb_last_load_keys_loaded:{}\r\nrdb_last_load_keys_expired:{}\r\n",
+            load.keys_loaded, load.keys_expired
+        );
+    }
+    text.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\n");
+    if let Some(running) = &status.running {
+        let _ = write!(
+            text,
+            "snapshot_in_progress_method:{}\r\nsnapshot_in_progress_reason:{}\r\nsnapshot_in_progress_destination:{}\r\n",
+            running.method.name(),
+            running.reason,
+            running.destination,
+        );
+    }
+    if let Some(report) = &status.last {
+        let outcome = match &report.outcome {
+            Ok(()) => "ok".to_string(),
+            Err(message) => format!("err:{message}"),
+        };
+        let _ = write!(
+            text,
+            "snapshot_last_method:{}\r\nsnapshot_last_reason:{}\r\nsnapshot_last_destination:{}\r\nsnapshot_last_duration_ms:{}\r\nsnapshot_last_bytes:{}\r\nsnapshot_last_keys:{}\r\nsnapshot_last_crc64:{:016x}\r\nsnapshot_last_peak_extra_memory:{}\r\nsnapshot_last_fork_usec:{}\r\nsnapshot_last_outcome:{}\r\n",
+            report.method.name(),
+            report.reason,
+            report.destination,
+            report.duration.as_millis(),
+            report.bytes,
+            report.keys,
+            report.crc64,
+            report.peak_extra_memory,
+            report.fork_pause.as_micros(),
+            outcome.replace(['\r', '\n'], " "),
+        );
+    }
+    text.push_str("\r\n");
     text
 }
 

@@ -18,17 +18,18 @@
 
 use super::db::{Database, Entry, Shard, SHARD_COUNT};
 
-/// Serializes entries into the snapshot's byte stream.
+/// Serializes entries into the snapshot's byte stream (which it owns; the
+/// snapshot driver drains it).
 pub trait RecordEncoder: Send {
-    /// Appends the record for `entry` of database `db` to `out`, switching
-    /// the stream's current database first if needed.
-    fn encode(&mut self, db: usize, entry: &Entry, out: &mut Vec<u8>);
+    /// Appends the record for `entry` of database `db` to the stream.
+    fn encode(&mut self, db: usize, entry: &Entry);
 
-    /// Forgets the stream's current database, so the next record starts
-    /// with an explicit database selector (each handed-off chunk must be
-    /// self-contained, because chunks from writers and from the walker
-    /// interleave).
-    fn reset_context(&mut self);
+    /// Bytes produced and not yet handed on: the capture's extra memory.
+    fn pending_bytes(&self) -> usize;
+
+    /// Ends the stream; returns the number of keys written, or why the
+    /// stream is unusable.
+    fn finish(&mut self) -> Result<u64, String>;
 }
 
 /// A database's tables detached by a flush while the walker still had to
@@ -45,26 +46,18 @@ pub struct Capture {
     /// Next live shard the walker visits: (database, shard).
     cursor: (usize, usize),
     frozen: Vec<FrozenTables>,
-    /// Records serialized on behalf of writers, waiting for the walker.
-    pub preimages: Vec<u8>,
     encoder: Box<dyn RecordEncoder>,
     /// Entries serialized so far, by the walker and by writers.
     pub keys: u64,
-    /// Most bytes held in `preimages` at once.
-    pub peak_preimage_bytes: usize,
+    /// Entries serialized ahead of a write.
+    pub preserved: u64,
+    /// Most bytes produced and not yet handed on at once.
+    pub peak_pending_bytes: usize,
 }
 
 impl Capture {
     pub fn new(epoch: u32, encoder: Box<dyn RecordEncoder>) -> Self {
-        Self {
-            epoch,
-            cursor: (0, 0),
-            frozen: Vec::new(),
-            preimages: Vec::new(),
-            encoder,
-            keys: 0,
-            peak_preimage_bytes: 0,
-        }
+        Self { epoch, cursor: (0, 0), frozen: Vec::new(), encoder, keys: 0, preserved: 0, peak_pending_bytes: 0 }
     }
 
     /// Whether the walker has yet to visit this live shard.
@@ -77,10 +70,11 @@ impl Capture {
         if entry.version >= self.epoch {
             return;
         }
-        self.encoder.encode(db, entry, &mut self.preimages);
+        self.encoder.encode(db, entry);
         entry.version = self.epoch;
         self.keys += 1;
-        self.peak_preimage_bytes = self.peak_preimage_bytes.max(self.preimages.len());
+        self.preserved += 1;
+        self.note_pending();
     }
 
     /// Takes over a flushed database's tables so the walker can still visit
@@ -110,19 +104,29 @@ impl Capture {
         }
     }
 
-    /// One step of the walker: serializes one shard (frozen ones first) into
-    /// `out`, together with any pending pre-images. Returns false when every
-    /// shard has been visited.
-    pub fn walk_step(&mut self, dbs: &mut [Database], out: &mut Vec<u8>) -> bool {
-        self.encoder.reset_context();
-        out.append(&mut self.preimages);
-        self.encoder.reset_context();
+    fn note_pending(&mut self) {
+        self.peak_pending_bytes = self.peak_pending_bytes.max(self.encoder.pending_bytes());
+    }
+
+    /// Bytes produced and not yet handed on.
+    pub fn pending_bytes(&self) -> usize {
+        self.encoder.pending_bytes()
+    }
+
+    /// Ends the image; see [`RecordEncoder::finish`].
+    pub fn finish(&mut self) -> Result<u64, String> {
+        self.encoder.finish()
+    }
+
+    /// One step of the walker: serializes one shard (frozen ones first).
+    /// Returns false when every shard has been visited.
+    pub fn walk_step(&mut self, dbs: &mut [Database]) -> bool {
+        let epoch = self.epoch;
         if let Some(frozen) = self.frozen.last_mut() {
             let db = frozen.db;
-            let epoch = self.epoch;
             for entry in frozen.shards[frozen.next_shard].table.iter_mut() {
                 if entry.version < epoch {
-                    self.encoder.encode(db, entry, out);
+                    self.encoder.encode(db, entry);
                     entry.version = epoch;
                     self.keys += 1;
                 }
@@ -131,16 +135,16 @@ impl Capture {
             if frozen.next_shard >= SHARD_COUNT {
                 self.frozen.pop();
             }
+            self.note_pending();
             return true;
         }
         let (db, shard) = self.cursor;
         if db >= dbs.len() {
             return false;
         }
-        let epoch = self.epoch;
         for entry in dbs[db].shard_entries_mut(shard) {
             if entry.version < epoch {
-                self.encoder.encode(db, entry, out);
+                self.encoder.encode(db, entry);
                 entry.version = epoch;
                 self.keys += 1;
             }
@@ -150,6 +154,7 @@ impl Capture {
         while self.cursor.0 < dbs.len() && self.cursor.1 == 0 && dbs[self.cursor.0].is_empty() {
             self.cursor.0 += 1;
         }
+        self.note_pending();
         true
     }
 
@@ -165,17 +170,25 @@ mod tests {
     use crate::storage::{Key, Value, NO_EXPIRE};
 
     /// Encodes records as "db:key=value;" for easy assertions.
-    struct TextEncoder;
+    #[derive(Clone, Default)]
+    struct TextEncoder {
+        out: std::sync::Arc<parking_lot::Mutex<Vec<u8>>>,
+    }
 
     impl RecordEncoder for TextEncoder {
-        fn encode(&mut self, db: usize, entry: &Entry, out: &mut Vec<u8>) {
+        fn encode(&mut self, db: usize, entry: &Entry) {
             let value = entry.value.to_string_bytes().unwrap_or_default();
-            out.extend_from_slice(
-                format!("{db}:{}={};", String::from_utf8_lossy(&entry.key), String::from_utf8_lossy(&value)).as_bytes(),
-            );
+            let record = format!("{db}:{}={};", String::from_utf8_lossy(&entry.key), String::from_utf8_lossy(&value));
+            self.out.lock().extend_from_slice(record.as_bytes());
         }
 
-        fn reset_context(&mut self) {}
+        fn pending_bytes(&self) -> usize {
+            self.out.lock().len()
+        }
+
+        fn finish(&mut self) -> Result<u64, String> {
+            Ok(0)
+        }
     }
 
     fn entry(key: &str, value: &str, version: u32) -> Entry {
@@ -202,10 +215,10 @@ mod tests {
             dbs[index % 2].insert(entry(&format!("k{index}"), "old", 0));
         }
         dbs[0].insert(entry("born-during", "new", 1));
-        let mut capture = Capture::new(1, Box::new(TextEncoder));
-        let mut out = Vec::new();
-        while capture.walk_step(&mut dbs, &mut out) {}
-        let records = records(&out);
+        let encoder = TextEncoder::default();
+        let mut capture = Capture::new(1, Box::new(encoder.clone()));
+        while capture.walk_step(&mut dbs) {}
+        let records = records(&encoder.out.lock());
         assert_eq!(records.len(), 100);
         assert!(records.iter().all(|record| record.ends_with("=old")));
         assert_eq!(capture.keys, 100);
@@ -215,13 +228,13 @@ mod tests {
     fn a_preserved_entry_is_not_serialized_again_by_the_walk() {
         let mut dbs = vec![Database::new()];
         dbs[0].insert(entry("k", "old", 0));
-        let mut capture = Capture::new(1, Box::new(TextEncoder));
+        let encoder = TextEncoder::default();
+        let mut capture = Capture::new(1, Box::new(encoder.clone()));
         let preserved = dbs[0].get_mut(b"k").unwrap();
         capture.preserve(0, preserved);
         preserved.value = Value::string(b"new");
-        let mut out = Vec::new();
-        while capture.walk_step(&mut dbs, &mut out) {}
-        assert_eq!(records(&out), vec!["0:k=old".to_string()]);
+        while capture.walk_step(&mut dbs) {}
+        assert_eq!(records(&encoder.out.lock()), vec!["0:k=old".to_string()]);
     }
 
     #[test]
@@ -230,15 +243,15 @@ mod tests {
         for index in 0..50 {
             dbs[0].insert(entry(&format!("k{index}"), "old", 0));
         }
-        let mut capture = Capture::new(1, Box::new(TextEncoder));
-        let mut out = Vec::new();
+        let encoder = TextEncoder::default();
+        let mut capture = Capture::new(1, Box::new(encoder.clone()));
         for _ in 0..10 {
-            capture.walk_step(&mut dbs, &mut out);
+            capture.walk_step(&mut dbs);
         }
         let shards = dbs[0].clear();
         capture.freeze(0, shards);
         dbs[0].insert(entry("after-flush", "new", 1));
-        while capture.walk_step(&mut dbs, &mut out) {}
-        assert_eq!(records(&out).len(), 50);
+        while capture.walk_step(&mut dbs) {}
+        assert_eq!(records(&encoder.out.lock()).len(), 50);
     }
 }

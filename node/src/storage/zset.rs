@@ -492,10 +492,12 @@ impl SortedSet {
 }
 
 /// Iterator over `(member, score)` pairs of a [`SortedSet`].
+#[derive(Clone)]
 pub struct Iter<'a> {
     inner: IterInner<'a>,
 }
 
+#[derive(Clone)]
 enum IterInner<'a> {
     Empty,
     Packed {
@@ -940,7 +942,7 @@ impl Indexed {
         self.member_bytes += member.len();
         let hash = hash_member(&member);
         let slot = Slot { member: Some(member), score };
-        let id = match self.free.pop() {
+        let id = match self.take_free_slot() {
             Some(id) => {
                 self.slots[id as usize] = slot;
                 id
@@ -953,6 +955,17 @@ impl Indexed {
         let slots = &self.slots;
         self.table.insert_unique(hash, id, |&other| hash_member(slot_member(slots, other)));
         id
+    }
+
+    /// A free slot to reuse. The free list may hold stale ids (trimmed off
+    /// the slab, or reused since): they are checked and skipped here.
+    fn take_free_slot(&mut self) -> Option<u32> {
+        while let Some(id) = self.free.pop() {
+            if self.slots.get(id as usize).is_some_and(|slot| slot.member.is_none()) {
+                return Some(id);
+            }
+        }
+        None
     }
 
     fn insert_new(&mut self, member: &[u8], score: f64) {
@@ -1020,22 +1033,25 @@ impl Indexed {
         self.compact_if_sparse();
     }
 
-    /// Gives memory back after many removals: trims free slots at the end of
-    /// the slab (slots in use never move, which keeps SCAN cursors valid) and
-    /// shrinks the hash table.
+    /// Gives memory back after removals, in amortized O(1): trims free
+    /// slots at the end of the slab (slots in use never move, which keeps
+    /// SCAN cursors valid), rebuilds the free list once stale ids outnumber
+    /// the slab, and shrinks the slab and hash table after they halve.
     fn compact_if_sparse(&mut self) {
-        if self.free.len() < 64 || self.free.len() < self.slots.len() / 2 {
-            return;
-        }
         while self.slots.last().is_some_and(|slot| slot.member.is_none()) {
             self.slots.pop();
         }
-        let live = self.slots.len();
-        self.free.retain(|&id| (id as usize) < live);
-        self.slots.shrink_to_fit();
-        self.free.shrink_to_fit();
-        let slots = &self.slots;
-        self.table.shrink_to_fit(|&id| hash_member(slot_member(slots, id)));
+        if self.free.len() > self.slots.len() + 64 {
+            self.free = (0..self.slots.len() as u32).filter(|&id| self.slots[id as usize].member.is_none()).collect();
+        }
+        if self.slots.capacity() > 2 * self.slots.len() + 64 {
+            self.slots.shrink_to_fit();
+            self.free.shrink_to_fit();
+        }
+        if self.table.capacity() > 4 * self.table.len() + 64 {
+            let slots = &self.slots;
+            self.table.shrink_to_fit(|&id| hash_member(slot_member(slots, id)));
+        }
     }
 
     /// First element at or above the minimum, by binary search (the order
@@ -1138,13 +1154,14 @@ impl Order {
         }
     }
 
-    fn fenwick_add(&mut self, block: usize, grow: bool) {
+    /// Adds (`grow`) or subtracts `amount` to a block's size in the tree.
+    fn fenwick_adjust(&mut self, block: usize, amount: usize, grow: bool) {
         let mut index = block + 1;
         while index <= self.fenwick.len() {
             if grow {
-                self.fenwick[index - 1] += 1;
+                self.fenwick[index - 1] += amount;
             } else {
-                self.fenwick[index - 1] -= 1;
+                self.fenwick[index - 1] -= amount;
             }
             index += index & index.wrapping_neg();
         }
@@ -1229,7 +1246,7 @@ impl Order {
             self.blocks.insert(block + 1, upper);
             self.rebuild_fenwick();
         } else {
-            self.fenwick_add(block, true);
+            self.fenwick_adjust(block, 1, true);
         }
     }
 
@@ -1243,7 +1260,7 @@ impl Order {
         } else if remaining < BLOCK_MAX / 4 && self.merge_with_neighbour(block) {
             self.rebuild_fenwick();
         } else {
-            self.fenwick_add(block, false);
+            self.fenwick_adjust(block, 1, false);
         }
     }
 
@@ -1285,16 +1302,24 @@ impl Order {
         }
         let mut to_remove = end - start;
         let (mut block, mut index) = self.locate(start);
+        let mut emptied = false;
         while to_remove > 0 && block < self.blocks.len() {
             let take = (self.blocks[block].len() - index).min(to_remove);
             self.blocks[block].drain(index..index + take);
+            if self.blocks[block].is_empty() {
+                emptied = true;
+            } else {
+                self.fenwick_adjust(block, take, false);
+            }
             to_remove -= take;
             block += 1;
             index = 0;
         }
-        self.blocks.retain(|keys| !keys.is_empty());
         self.len -= end - start;
-        self.rebuild_fenwick();
+        if emptied {
+            self.blocks.retain(|keys| !keys.is_empty());
+            self.rebuild_fenwick();
+        }
     }
 }
 
@@ -1543,6 +1568,30 @@ mod tests {
         set.insert(b"again", 1.0, Limits::default());
         assert_eq!(contents(&set), vec![("again".into(), 1.0)]);
         assert_eq!(set.encoding(), "skiplist");
+    }
+
+    #[test]
+    fn slots_are_reused_and_trimmed_after_removals() {
+        let mut set = big_set(3000);
+        for index in (0..3000).step_by(2) {
+            set.remove(format!("m{index:06}").as_bytes());
+        }
+        for index in 0..1500 {
+            set.insert(format!("n{index:06}").as_bytes(), 1.0, Limits::default());
+        }
+        let Repr::Indexed(indexed) = &set.repr else { panic!("expected the big encoding") };
+        // Every freed slot was reused: the slab did not grow.
+        assert_eq!(indexed.slots.len(), 3000);
+        while set.len() > 10 {
+            let last = (set.len() - 11).min(99);
+            set.remove_ranks(0, last);
+        }
+        let Repr::Indexed(indexed) = &set.repr else { panic!("expected the big encoding") };
+        assert!(indexed.free.len() <= indexed.slots.len() + 64);
+        assert_eq!(set.iter().count(), 10);
+        for (member, score) in set.iter().collect::<Vec<_>>() {
+            assert_eq!(set.score(member), Some(score));
+        }
     }
 
     #[test]

@@ -1,0 +1,587 @@
+//! Point-in-time snapshots as Redis RDB files, by fork or forkless.
+//!
+//! A snapshot has explicit stages:
+//! 1. **decide**: [`method::choose`] picks fork or forkless from memory facts;
+//! 2. **start** (under the store lock): fork a child, or begin a forkless
+//!    capture (a new epoch);
+//! 3. **stream**: the image flows as byte chunks through a bounded channel
+//!    to a sink that owns all I/O (a local file here; S3 plugs in the same
+//!    way). The bounded channel is the back-pressure: a slow sink slows the
+//!    producer, never grows memory;
+//! 4. **finalize**: the sink commits (fsync and rename, or complete the
+//!    upload) and a [`SnapshotReport`] records method, reason, duration,
+//!    bytes, keys, checksum, peak extra memory and outcome for INFO.
+//!
+//! Every image is a complete RDB v10 file: magic, aux fields, databases,
+//! EOF and the CRC64 of all of it. The image holds the keys alive at the
+//! snapshot's start, with their TTLs.
+
+pub mod encode;
+pub mod fork;
+pub mod load;
+pub mod method;
+pub mod sink;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::{error, info, info_span, warn};
+
+use crate::storage::{SharedStore, Store};
+use method::{Decision, Method};
+pub use sink::{Sink, SinkError};
+
+/// Chunks in flight between producer and a channel sink (each up to ~1 MiB).
+pub const CHANNEL_CHUNKS: usize = 8;
+/// The forkless walker hands on its output once this much is produced.
+const WALK_CHUNK_BYTES: usize = 1 << 20;
+/// The forkless walker holds the store lock at most this long per step.
+const WALK_STEP_BUDGET: Duration = Duration::from_micros(1000);
+/// Above this many bytes produced but not yet handed on, writes to the
+/// store wait (ElastiCache's forkless method delays writes rather than
+/// spend memory).
+pub const FORKLESS_BACKLOG_LIMIT: usize = 32 << 20;
+
+/// The result of one snapshot, as INFO persistence reports it.
+#[derive(Debug, Clone)]
+pub struct SnapshotReport {
+    pub method: Method,
+    pub reason: String,
+    pub destination: String,
+    pub started_unix_ms: i64,
+    pub duration: Duration,
+    pub bytes: u64,
+    pub keys: u64,
+    pub crc64: u64,
+    /// Copy-on-write (fork) or unsent buffered output (forkless), at peak.
+    pub peak_extra_memory: u64,
+    /// How long `fork()` paused the node (fork method).
+    pub fork_pause: Duration,
+    pub outcome: Result<(), String>,
+}
+
+/// The snapshot in progress.
+#[derive(Debug, Clone)]
+pub struct RunningSnapshot {
+    pub method: Method,
+    pub reason: String,
+    pub destination: String,
+    pub started: Instant,
+    pub child_pid: Option<i32>,
+}
+
+/// Snapshot bookkeeping shared by commands, INFO and the drivers.
+#[derive(Debug, Default)]
+pub struct SnapshotState {
+    inner: parking_lot::Mutex<SnapshotStatus>,
+    /// Live copy-on-write of the running fork child, for INFO.
+    pub current_cow: AtomicU64,
+}
+
+/// What INFO and LASTSAVE read.
+#[derive(Debug, Default, Clone)]
+pub struct SnapshotStatus {
+    pub running: Option<RunningSnapshot>,
+    pub last: Option<SnapshotReport>,
+    /// Unix seconds of the last successful save (LASTSAVE).
+    pub last_success_unix: i64,
+    pub saves: u64,
+}
+
+impl SnapshotState {
+    pub fn new() -> Self {
+        let status = SnapshotStatus { last_success_unix: crate::util::now_ms() / 1000, ..SnapshotStatus::default() };
+        SnapshotState { inner: parking_lot::Mutex::new(status), current_cow: AtomicU64::new(0) }
+    }
+
+    pub fn status(&self) -> SnapshotStatus {
+        self.inner.lock().clone()
+    }
+
+    pub fn in_progress(&self) -> bool {
+        self.inner.lock().running.is_some()
+    }
+
+    fn begin(&self, running: RunningSnapshot) -> Result<(), StartError> {
+        let mut status = self.inner.lock();
+        if status.running.is_some() {
+            return Err(StartError::AlreadyRunning);
+        }
+        status.running = Some(running);
+        Ok(())
+    }
+
+    fn set_child(&self, pid: i32) {
+        if let Some(running) = self.inner.lock().running.as_mut() {
+            running.child_pid = Some(pid);
+        }
+    }
+
+    fn complete(&self, report: SnapshotReport) {
+        let mut status = self.inner.lock();
+        status.running = None;
+        if report.outcome.is_ok() {
+            status.last_success_unix = crate::util::now_ms() / 1000;
+            status.saves += 1;
+        }
+        status.last = Some(report);
+        self.current_cow.store(0, Ordering::Relaxed);
+    }
+
+    /// Records a foreground SAVE.
+    pub fn record_foreground(&self, report: SnapshotReport) {
+        self.complete(report);
+    }
+}
+
+/// Why a snapshot could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("Background save already in progress")]
+    AlreadyRunning,
+    #[error("failed to start the snapshot: {0}")]
+    Fork(#[from] fork::ForkError),
+    #[error("failed to start the snapshot stream: {0}")]
+    Encode(String),
+    #[error("failed to open the snapshot destination: {0}")]
+    Sink(#[from] SinkError),
+}
+
+/// Everything a background snapshot needs, cloned into its tasks.
+#[derive(Clone)]
+pub struct SnapshotContext {
+    pub store: SharedStore,
+    pub state: Arc<SnapshotState>,
+}
+
+/// Starts a background snapshot to `sink`, choosing the method by memory
+/// (unless `forced`). The caller holds the store lock and passes the store.
+/// Returns the decision; progress and the outcome go to `SnapshotState`.
+pub fn start_background(
+    context: &SnapshotContext,
+    store: &mut Store,
+    sink: Sink,
+    forced: Option<Method>,
+    on_done: Option<Box<dyn FnOnce(&SnapshotReport) + Send>>,
+) -> Result<Decision, StartError> {
+    let decision = match forced {
+        Some(method) => Decision { method, reason: format!("method {} requested", method.name()) },
+        None => method::choose(
+            store.config.snapshot_method,
+            store.config.reserved_memory_percent,
+            &method::current_facts(store.config.maxmemory),
+        ),
+    };
+    let destination = sink.describe();
+    context.state.begin(RunningSnapshot {
+        method: decision.method,
+        reason: decision.reason.clone(),
+        destination: destination.clone(),
+        started: Instant::now(),
+        child_pid: None,
+    })?;
+    let started_unix_ms = crate::util::now_ms();
+    let dirty_at_start = store.dirty;
+    let result = match decision.method {
+        Method::Fork => start_fork(context, store, sink, &decision, started_unix_ms, dirty_at_start, on_done),
+        Method::Forkless => start_forkless(context, store, sink, &decision, started_unix_ms, dirty_at_start, on_done),
+    };
+    if let Err(error) = result {
+        context.state.complete(SnapshotReport {
+            method: decision.method,
+            reason: decision.reason.clone(),
+            destination,
+            started_unix_ms,
+            duration: Duration::ZERO,
+            bytes: 0,
+            keys: 0,
+            crc64: 0,
+            peak_extra_memory: 0,
+            fork_pause: Duration::ZERO,
+            outcome: Err(error.to_string()),
+        });
+        return Err(error);
+    }
+    Ok(decision)
+}
+
+/// A page shared with the fork child, where it reports the keys it wrote.
+struct SharedCounter {
+    pointer: *mut AtomicU64,
+}
+
+// SAFETY: the pointer is to a MAP_SHARED page used only through atomics.
+unsafe impl Send for SharedCounter {}
+
+impl SharedCounter {
+    fn new() -> Option<Self> {
+        // SAFETY: an anonymous shared mapping of one page, checked below.
+        let pointer = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if pointer == libc::MAP_FAILED {
+            return None;
+        }
+        Some(SharedCounter { pointer: pointer.cast() })
+    }
+
+    fn get(&self) -> &AtomicU64 {
+        // SAFETY: the mapping lives until drop and is zero-initialized.
+        unsafe { &*self.pointer }
+    }
+}
+
+impl Drop for SharedCounter {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the page mapped in `new`.
+        unsafe {
+            libc::munmap(self.pointer.cast(), 4096);
+        }
+    }
+}
+
+fn start_fork(
+    context: &SnapshotContext,
+    store: &mut Store,
+    sink: Sink,
+    decision: &Decision,
+    started_unix_ms: i64,
+    dirty_at_start: u64,
+    on_done: Option<Box<dyn FnOnce(&SnapshotReport) + Send>>,
+) -> Result<(), StartError> {
+    let counter = SharedCounter::new().ok_or_else(|| StartError::Encode("cannot map the key counter page".into()))?;
+    let counter_pointer = counter.pointer as usize;
+    let now_ms = store.now_ms;
+    let child = fork::spawn(store, move |store, out| {
+        let keys = encode::write_image(store, out, now_ms).map_err(std::io::Error::other)?;
+        // SAFETY: the shared page outlives the child (the parent unmaps it
+        // only after waiting for the child).
+        let shared = unsafe { &*(counter_pointer as *const AtomicU64) };
+        shared.store(keys, Ordering::Release);
+        Ok(())
+    })?;
+    context.state.set_child(child.pid);
+    let state = Arc::clone(&context.state);
+    let store_handle = Arc::clone(&context.store);
+    let decision = decision.clone();
+    let started = Instant::now();
+    let spawned = std::thread::Builder::new().name("snapshot-fork".into()).spawn(move || {
+        let span = info_span!("snapshot", method = "fork", pid = child.pid, destination = %sink.describe());
+        let _entered = span.enter();
+        let pid = child.pid;
+        let fork_pause = child.fork_pause;
+        let sampling = Arc::new(AtomicBool::new(true));
+        let peak_cow = Arc::new(AtomicU64::new(0));
+        let sampler = {
+            let sampling = Arc::clone(&sampling);
+            let peak_cow = Arc::clone(&peak_cow);
+            let state = Arc::clone(&state);
+            std::thread::Builder::new().name("snapshot-cow".into()).spawn(move || {
+                while sampling.load(Ordering::Relaxed) {
+                    if let Some(copied) = fork::copied_bytes(pid) {
+                        peak_cow.fetch_max(copied, Ordering::Relaxed);
+                        state.current_cow.store(copied, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        let streamed = stream_pipe(child.output, sink);
+        let child_result = fork::wait(pid);
+        sampling.store(false, Ordering::Relaxed);
+        if let Ok(handle) = sampler {
+            let _ = handle.join();
+        }
+        let (bytes, crc64, sink_result) = match streamed {
+            Ok((bytes, crc64, sink)) => match child_result {
+                Ok(()) => (bytes, crc64, sink.commit().map(|_| ()).map_err(|error| error.to_string())),
+                Err(error) => {
+                    sink.abort();
+                    (bytes, crc64, Err(error.to_string()))
+                }
+            },
+            Err(error) => {
+                fork::kill(pid);
+                (0, 0, Err(error))
+            }
+        };
+        let keys = counter.get().load(Ordering::Acquire);
+        drop(counter);
+        let report = SnapshotReport {
+            method: Method::Fork,
+            reason: decision.reason,
+            destination: String::new(),
+            started_unix_ms,
+            duration: started.elapsed(),
+            bytes,
+            keys,
+            crc64,
+            peak_extra_memory: peak_cow.load(Ordering::Relaxed),
+            fork_pause,
+            outcome: sink_result,
+        };
+        finish(&state, &store_handle, report, dirty_at_start, on_done);
+    });
+    spawned.map(|_| ()).map_err(|error| StartError::Encode(format!("cannot start the snapshot thread: {error}")))
+}
+
+/// Reads the child's pipe into the sink; returns bytes, checksum and the
+/// sink ready to commit.
+fn stream_pipe(mut pipe: std::fs::File, mut sink: Sink) -> Result<(u64, u64, Sink), String> {
+    use std::io::Read;
+    let mut tail = Trailer::default();
+    let mut total = 0u64;
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        let read = match pipe.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                sink.abort();
+                return Err(format!("failed reading the snapshot pipe: {error}"));
+            }
+        };
+        chunk.truncate(read);
+        tail.observe(&chunk);
+        total += read as u64;
+        if let Err(error) = sink.write(chunk) {
+            sink.abort();
+            return Err(error.to_string());
+        }
+    }
+    Ok((total, tail.crc64(), sink))
+}
+
+/// Remembers the last 8 bytes of a stream: an RDB's CRC64 trailer.
+#[derive(Default)]
+struct Trailer {
+    last: Vec<u8>,
+}
+
+impl Trailer {
+    fn observe(&mut self, chunk: &[u8]) {
+        self.last.extend_from_slice(&chunk[chunk.len().saturating_sub(8)..]);
+        let excess = self.last.len().saturating_sub(8);
+        self.last.drain(..excess);
+    }
+
+    fn crc64(&self) -> u64 {
+        <[u8; 8]>::try_from(self.last.as_slice()).map(u64::from_le_bytes).unwrap_or(0)
+    }
+}
+
+fn start_forkless(
+    context: &SnapshotContext,
+    store: &mut Store,
+    sink: Sink,
+    decision: &Decision,
+    started_unix_ms: i64,
+    dirty_at_start: u64,
+    on_done: Option<Box<dyn FnOnce(&SnapshotReport) + Send>>,
+) -> Result<(), StartError> {
+    let encoder = encode::StreamEncoder::new(&store.config, store.now_ms)
+        .map_err(|error| StartError::Encode(error.to_string()))?;
+    let buffer = encoder.buffer();
+    store.begin_capture(Box::new(encoder));
+    let shared = Arc::clone(&context.store);
+    let state = Arc::clone(&context.state);
+    let decision = decision.clone();
+    let spawned = std::thread::Builder::new().name("snapshot-walker".into()).spawn(move || {
+        let span = info_span!("snapshot", method = "forkless", destination = %sink.describe());
+        let _entered = span.enter();
+        let started = Instant::now();
+        let (bytes, crc64, keys, peak, outcome) = walk(&shared, &buffer, sink);
+        let report = SnapshotReport {
+            method: Method::Forkless,
+            reason: decision.reason,
+            destination: String::new(),
+            started_unix_ms,
+            duration: started.elapsed(),
+            bytes,
+            keys,
+            crc64,
+            peak_extra_memory: peak,
+            fork_pause: Duration::ZERO,
+            outcome,
+        };
+        finish(&state, &shared, report, dirty_at_start, on_done);
+    });
+    match spawned {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            store.capture = None;
+            Err(StartError::Encode(format!("cannot start the snapshot thread: {error}")))
+        }
+    }
+}
+
+/// What one walker step did.
+enum WalkStep {
+    /// More to visit.
+    Continue { keys: u64, peak: u64 },
+    /// The walk is complete and the stream finished (or failed to).
+    Done { keys: u64, peak: u64, finished: Result<(), String> },
+    /// The capture was cancelled under us.
+    Lost,
+}
+
+/// Runs one step under the lock: serializes shards until the step's time
+/// budget or chunk size is reached.
+fn walk_once(store: &mut Store, buffer: &encode::ChunkBuffer) -> WalkStep {
+    let Store { dbs, capture, .. } = store;
+    let Some(active) = capture.as_mut() else {
+        return WalkStep::Lost;
+    };
+    let step_started = Instant::now();
+    let mut more = true;
+    while more && buffer.len() < WALK_CHUNK_BYTES && step_started.elapsed() < WALK_STEP_BUDGET {
+        more = active.walk_step(dbs);
+    }
+    let peak = active.peak_pending_bytes as u64;
+    let keys = active.keys;
+    if more {
+        return WalkStep::Continue { keys, peak };
+    }
+    let finished = active.finish().map(|_| ());
+    *capture = None;
+    WalkStep::Done { keys, peak, finished }
+}
+
+/// Bytes, checksum, keys, peak extra memory and outcome of a walk.
+type WalkOutcome = (u64, u64, u64, u64, Result<(), String>);
+
+/// The forkless walker: visits the keyspace a step at a time under the
+/// lock, handing each step's output to the sink outside it.
+fn walk(shared: &SharedStore, buffer: &encode::ChunkBuffer, mut sink: Sink) -> WalkOutcome {
+    let mut tail = Trailer::default();
+    let mut total = 0u64;
+    loop {
+        let mut guard = shared.lock();
+        let step = walk_once(&mut guard, buffer);
+        // Hand the lock straight to a waiting client: the walker must not
+        // starve the node.
+        parking_lot::MutexGuard::unlock_fair(guard);
+        let chunk = buffer.take();
+        if !chunk.is_empty() {
+            tail.observe(&chunk);
+            total += chunk.len() as u64;
+            if let Err(error) = sink.write(chunk) {
+                abandon_capture(shared);
+                sink.abort();
+                let (keys, peak) = match step {
+                    WalkStep::Continue { keys, peak } | WalkStep::Done { keys, peak, .. } => (keys, peak),
+                    WalkStep::Lost => (0, 0),
+                };
+                return (total, 0, keys, peak, Err(error.to_string()));
+            }
+        }
+        match step {
+            WalkStep::Continue { .. } => {}
+            WalkStep::Lost => {
+                sink.abort();
+                return (total, 0, 0, 0, Err("the snapshot was cancelled".into()));
+            }
+            WalkStep::Done { keys, peak, finished: Ok(()) } => {
+                return match sink.commit() {
+                    Ok(_) => (total, tail.crc64(), keys, peak, Ok(())),
+                    Err(error) => (total, tail.crc64(), keys, peak, Err(error.to_string())),
+                };
+            }
+            WalkStep::Done { keys, peak, finished: Err(error) } => {
+                sink.abort();
+                return (total, 0, keys, peak, Err(format!("failed to encode the snapshot: {error}")));
+            }
+        }
+    }
+}
+
+/// Stops a capture whose output can no longer go anywhere.
+fn abandon_capture(shared: &SharedStore) {
+    shared.lock().capture = None;
+}
+
+fn finish(
+    state: &SnapshotState,
+    store: &SharedStore,
+    mut report: SnapshotReport,
+    dirty_at_start: u64,
+    on_done: Option<Box<dyn FnOnce(&SnapshotReport) + Send>>,
+) {
+    if let Some(running) = state.status().running {
+        report.destination = running.destination;
+    }
+    match &report.outcome {
+        Ok(()) => {
+            let mut store = store.lock();
+            store.dirty = store.dirty.saturating_sub(dirty_at_start);
+            drop(store);
+            info!(
+                method = report.method.name(),
+                bytes = report.bytes,
+                keys = report.keys,
+                duration_ms = report.duration.as_millis() as u64,
+                peak_extra_memory = report.peak_extra_memory,
+                "snapshot complete"
+            );
+        }
+        Err(message) => error!(method = report.method.name(), error = %message, "snapshot failed"),
+    }
+    if let Some(callback) = on_done {
+        callback(&report);
+    }
+    state.complete(report);
+}
+
+/// Writes the store to `sink` in the foreground, holding the lock (SAVE).
+pub fn save_foreground(store: &Store, mut sink: Sink) -> Result<SnapshotReport, String> {
+    let started = Instant::now();
+    let started_unix_ms = crate::util::now_ms();
+    let destination = sink.describe();
+    let mut writer = sink::SinkWriter::new(&mut sink);
+    let keys = encode::write_image(store, &mut writer, store.now_ms).map_err(|error| error.to_string());
+    let (bytes, crc64) = writer.totals();
+    let keys = match keys {
+        Ok(keys) => keys,
+        Err(error) => {
+            sink.abort();
+            return Err(error);
+        }
+    };
+    sink.commit().map_err(|error| error.to_string())?;
+    Ok(SnapshotReport {
+        method: Method::Forkless,
+        reason: "SAVE runs in the foreground".into(),
+        destination,
+        started_unix_ms,
+        duration: started.elapsed(),
+        bytes,
+        keys,
+        crc64,
+        peak_extra_memory: 0,
+        fork_pause: Duration::ZERO,
+        outcome: Ok(()),
+    })
+}
+
+/// Whether writes must wait for a forkless snapshot to drain its output.
+pub fn writes_must_wait(store: &Store) -> bool {
+    store.capture.as_ref().is_some_and(|capture| capture.pending_bytes() > FORKLESS_BACKLOG_LIMIT)
+}
+
+/// Logs a warning when a snapshot is refused because one is running.
+pub fn warn_busy(what: &str) {
+    warn!("{what} refused: a snapshot is already in progress");
+}
+
+/// Used by `mpsc`-based sinks.
+pub type ChunkSender = mpsc::Sender<Vec<u8>>;

@@ -1,0 +1,227 @@
+//! Where a snapshot's bytes go. The sink owns all I/O: the producers (fork
+//! child, forkless walker) only hand it chunks.
+//!
+//! A local file is written as `temp-<pid>-<n>.rdb` in the target directory,
+//! fsynced, renamed over the final name and the directory fsynced, so the
+//! final name only ever holds a complete image (a crash leaves the previous
+//! one).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Why a sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("failed to create {path}: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to fsync {path}: {source}")]
+    Sync {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to rename {from} to {to}: {source}")]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Remote(String),
+}
+
+/// A snapshot file being written.
+pub struct FileSink {
+    temp_path: PathBuf,
+    final_path: PathBuf,
+    file: Option<File>,
+    bytes: u64,
+}
+
+/// Where a snapshot goes.
+pub enum Sink {
+    File(FileSink),
+    /// A custom destination fed through a channel (used for S3).
+    Channel(ChannelSink),
+}
+
+/// Hands chunks to a consumer task and learns its verdict at the end.
+pub struct ChannelSink {
+    pub description: String,
+    pub chunks: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    /// Resolves with the consumer's outcome after the sender is dropped
+    /// (commit) or with an error after `abort` is signalled.
+    pub outcome: std::sync::mpsc::Receiver<Result<(), String>>,
+    pub abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What a committed sink reports.
+#[derive(Debug, Clone, Default)]
+pub struct SinkSummary {
+    pub bytes: u64,
+}
+
+impl Sink {
+    /// A local file `dir/name`, written through a temp file.
+    pub fn file(dir: &Path, name: &str) -> Result<Sink, SinkError> {
+        let final_path = dir.join(name);
+        let temp_path =
+            dir.join(format!("temp-{}-{}.rdb", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let file = File::create(&temp_path).map_err(|source| SinkError::Create { path: temp_path.clone(), source })?;
+        Ok(Sink::File(FileSink { temp_path, final_path, file: Some(file), bytes: 0 }))
+    }
+
+    /// Where the bytes go, for logs and INFO.
+    pub fn describe(&self) -> String {
+        match self {
+            Sink::File(file) => file.final_path.display().to_string(),
+            Sink::Channel(channel) => channel.description.clone(),
+        }
+    }
+
+    pub fn write(&mut self, chunk: Vec<u8>) -> Result<(), SinkError> {
+        match self {
+            Sink::File(sink) => {
+                let Some(file) = sink.file.as_mut() else {
+                    return Err(SinkError::Write {
+                        path: sink.temp_path.clone(),
+                        source: std::io::Error::other("already closed"),
+                    });
+                };
+                file.write_all(&chunk).map_err(|source| SinkError::Write { path: sink.temp_path.clone(), source })?;
+                sink.bytes += chunk.len() as u64;
+                Ok(())
+            }
+            Sink::Channel(sink) => {
+                let Some(sender) = sink.chunks.as_ref() else {
+                    return Err(SinkError::Remote("the upload already ended".into()));
+                };
+                sender.blocking_send(chunk).map_err(|_| {
+                    // The consumer ended early: its outcome says why.
+                    let reason =
+                        sink.outcome.recv().ok().and_then(Result::err).unwrap_or_else(|| "the upload stopped".into());
+                    SinkError::Remote(reason)
+                })
+            }
+        }
+    }
+
+    /// Makes the image durable under its final name.
+    pub fn commit(self) -> Result<SinkSummary, SinkError> {
+        match self {
+            Sink::File(mut sink) => {
+                let file = sink.file.take();
+                if let Some(file) = file {
+                    file.sync_all().map_err(|source| SinkError::Sync { path: sink.temp_path.clone(), source })?;
+                }
+                std::fs::rename(&sink.temp_path, &sink.final_path).map_err(|source| SinkError::Rename {
+                    from: sink.temp_path.clone(),
+                    to: sink.final_path.clone(),
+                    source,
+                })?;
+                if let Some(dir) = sink.final_path.parent() {
+                    // Make the rename itself durable; failure here is not fatal.
+                    if let Ok(directory) = File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) {
+                        let _ = directory.sync_all();
+                    }
+                }
+                let bytes = sink.bytes;
+                // Nothing left to clean up.
+                sink.temp_path = PathBuf::new();
+                Ok(SinkSummary { bytes })
+            }
+            Sink::Channel(mut sink) => {
+                drop(sink.chunks.take());
+                match sink.outcome.recv() {
+                    Ok(Ok(())) => Ok(SinkSummary::default()),
+                    Ok(Err(reason)) => Err(SinkError::Remote(reason)),
+                    Err(_) => Err(SinkError::Remote("the upload task ended without a result".into())),
+                }
+            }
+        }
+    }
+
+    /// Gives up: removes the temp file, or tells the consumer to abort.
+    pub fn abort(self) {
+        match self {
+            Sink::File(mut sink) => {
+                drop(sink.file.take());
+                let _ = std::fs::remove_file(&sink.temp_path);
+                sink.temp_path = PathBuf::new();
+            }
+            Sink::Channel(mut sink) => {
+                sink.abort.store(true, Ordering::Release);
+                drop(sink.chunks.take());
+                let _ = sink.outcome.recv();
+            }
+        }
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        // A sink dropped without commit or abort must not leave its temp file.
+        if !self.temp_path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+    }
+}
+
+/// An `io::Write` over a sink, for the foreground SAVE, counting bytes and
+/// keeping the last 8 (the checksum).
+pub struct SinkWriter<'a> {
+    sink: &'a mut Sink,
+    bytes: u64,
+    tail: [u8; 8],
+    failed: bool,
+}
+
+impl<'a> SinkWriter<'a> {
+    pub fn new(sink: &'a mut Sink) -> Self {
+        SinkWriter { sink, bytes: 0, tail: [0; 8], failed: false }
+    }
+
+    /// Bytes written and the CRC64 trailer seen at the end.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.bytes, u64::from_le_bytes(self.tail))
+    }
+}
+
+impl Write for SinkWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(std::io::Error::other("the snapshot sink failed earlier"));
+        }
+        if let Err(error) = self.sink.write(bytes.to_vec()) {
+            self.failed = true;
+            return Err(std::io::Error::other(error.to_string()));
+        }
+        self.bytes += bytes.len() as u64;
+        if bytes.len() >= 8 {
+            self.tail.copy_from_slice(&bytes[bytes.len() - 8..]);
+        } else {
+            self.tail.rotate_left(bytes.len());
+            self.tail[8 - bytes.len()..].copy_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
