@@ -1,7 +1,7 @@
 //! String commands: GET/SET and friends, counters, ranges and LCS.
 
 use super::flags::*;
-use super::{arg_f64, arg_i64, is, read_string, CmdError, CmdResult, Command, Ctx};
+use super::{arg_i64, is, read_string, CmdError, CmdResult, Command, Ctx};
 use crate::storage::{Value, NO_EXPIRE};
 use crate::util;
 
@@ -461,25 +461,22 @@ fn decrby(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     increment(ctx, args[1], -delta)
 }
 
-/// Parses a float the way INCRBYFLOAT does (`string2ld`): no spaces, no NaN.
-pub fn parse_float_value(bytes: &[u8]) -> Option<f64> {
-    let value = util::parse_f64(bytes)?;
-    Some(value)
-}
-
+/// INCRBYFLOAT computes in `long double`, as Redis does, so results print
+/// the same (`0.1 + 0.2` is `0.3`).
 fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let delta = arg_f64(args[2])?;
+    use super::hash::long_double::{self, LongDouble};
     let db = ctx.client.db;
     let key = args[1];
     let current = match read_string(ctx, key)? {
-        None => 0.0,
-        Some(bytes) => parse_float_value(&bytes).ok_or(CmdError::NotFloat)?,
+        None => LongDouble::from_i64(0),
+        Some(bytes) => long_double::parse(&bytes).ok_or(CmdError::NotFloat)?,
     };
+    let delta = long_double::parse(args[2]).ok_or(CmdError::NotFloat)?;
     let next = current + delta;
     if !next.is_finite() {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
-    let text = util::format_human_float(next);
+    let text = next.format_human();
     if ctx.store.lookup_write(db, key).is_some() {
         ctx.store.set_value(db, key, Value::Str(text.clone().into_boxed_slice()), true);
     } else {
