@@ -52,6 +52,8 @@ pub(crate) struct Input<R: Read> {
 }
 
 impl<R: Read> Input<R> {
+    pub(crate) const DEFAULT_BUFFER_SIZE: usize = BUFFER_SIZE;
+
     pub(crate) fn new(reader: R) -> Self {
         Self::with_buffer_size(reader, BUFFER_SIZE)
     }

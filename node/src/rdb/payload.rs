@@ -36,7 +36,8 @@ pub fn verify_payload(payload: &[u8]) -> Result<u16, PayloadError> {
 pub fn decode_payload_into<S: RdbSink>(payload: &[u8], key: &[u8], sink: &mut S) -> Result<(), PayloadError> {
     verify_payload(payload)?;
     let body = &payload[..payload.len() - FOOTER_SIZE];
-    let mut input = Input::new(body);
+    let mut input =
+        Input::with_buffer_size(body, body.len().saturating_add(16).min(Input::<&[u8]>::DEFAULT_BUFFER_SIZE));
     input.set_input_len(body.len() as u64);
     let type_code = input.read_u8().map_err(PayloadError::BadData)?;
     let key_ref = KeyRef { db: 0, name: key, meta: KeyMeta::default() };

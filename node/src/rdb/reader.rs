@@ -145,9 +145,23 @@ pub struct RdbReader<R: Read> {
 }
 
 impl<R: Read> RdbReader<R> {
-    /// Reads and checks the header: `REDIS` and a version from 1 to 10.
+    /// Reads and checks the header (`REDIS` and a version from 1 to 10) of
+    /// an input of unknown length (a pipe, a socket).
     pub fn new(reader: R) -> Result<Self, RdbError> {
-        let mut input = Input::new(reader);
+        Self::start(Input::new(reader))
+    }
+
+    /// Like [`new`](Self::new) for an input of known length (a file's
+    /// size): length fields are checked against it before anything is read
+    /// or reserved, and small inputs get a small buffer.
+    pub fn with_len(reader: R, len: u64) -> Result<Self, RdbError> {
+        let buffer_size = usize::try_from(len).unwrap_or(usize::MAX).saturating_add(16);
+        let mut input = Input::with_buffer_size(reader, buffer_size.min(Input::<R>::DEFAULT_BUFFER_SIZE));
+        input.set_input_len(len);
+        Self::start(input)
+    }
+
+    fn start(mut input: Input<R>) -> Result<Self, RdbError> {
         let header: [u8; 9] = input.read_array()?;
         let digits = &header[5..];
         if &header[..5] != b"REDIS" || !digits.iter().all(u8::is_ascii_digit) {
@@ -158,13 +172,6 @@ impl<R: Read> RdbReader<R> {
             return Err(RdbError::UnsupportedVersion(version));
         }
         Ok(RdbReader { input, version, key: Vec::new(), field: Vec::new() })
-    }
-
-    /// Tells the reader the input's total length (a file's size), so length
-    /// fields can be checked against it before anything is read or reserved.
-    pub fn with_input_len(mut self, len: u64) -> Self {
-        self.input.set_input_len(len);
-        self
     }
 
     /// The RDB version from the header.
@@ -708,7 +715,7 @@ mod tests {
 
     fn collect(data: &[u8]) -> Result<RdbCollector, RdbError> {
         let mut collector = RdbCollector::new();
-        RdbReader::new(data)?.with_input_len(data.len() as u64).load(&mut collector)?;
+        RdbReader::with_len(data, data.len() as u64)?.load(&mut collector)?;
         Ok(collector)
     }
 
