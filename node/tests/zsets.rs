@@ -1085,3 +1085,59 @@ fn arity_errors_match_redis() {
         &["ZREMRANGEBYLEX", "z", "-", "+", "x"],
     ]);
 }
+
+#[test]
+fn copies_are_independent_and_renames_keep_sets() {
+    for_each_encoding(|pair| {
+        pair.script(&[
+            &["ZADD", "z", "1", "a", "2", "b", "3", "c"],
+            &["COPY", "z", "z2"],
+            &["ZADD", "z2", "10", "a", "4", "d"],
+            &["ZREM", "z", "b"],
+            &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+            &["ZRANGE", "z2", "0", "-1", "WITHSCORES"],
+            &["ZRANK", "z2", "a"],
+            &["RENAME", "z2", "z3"],
+            &["ZRANGE", "z3", "0", "-1", "WITHSCORES"],
+            &["OBJECT", "ENCODING", "z3"],
+            &["TYPE", "z3"],
+        ]);
+    });
+}
+
+#[test]
+fn blocked_pops_wake_on_rename_and_stored_results() {
+    let mut pair = Pair::start();
+    let mut waiter = second_clients(&pair);
+    pair.same(&["ZADD", "src", "1", "a", "2", "b"]);
+    send_both(&mut waiter, &["BZPOPMAX", "renamed", "0"]);
+    wait_blocked(&mut pair, 1);
+    pair.same(&["RENAME", "src", "renamed"]);
+    read_both(&mut waiter);
+    send_both(&mut waiter, &["BZPOPMIN", "ranged", "0"]);
+    wait_blocked(&mut pair, 1);
+    pair.same(&["ZRANGESTORE", "ranged", "renamed", "0", "-1"]);
+    read_both(&mut waiter);
+    send_both(&mut waiter, &["BZMPOP", "0", "1", "inter", "MAX", "COUNT", "3"]);
+    wait_blocked(&mut pair, 1);
+    pair.same(&["ZADD", "other", "1", "a", "5", "z"]);
+    pair.same(&["ZINTERSTORE", "inter", "2", "other", "other"]);
+    read_both(&mut waiter);
+    pair.same(&["EXISTS", "inter"]);
+}
+
+#[test]
+fn legacy_ziplist_config_names_set_the_thresholds() {
+    let mut pair = Pair::start();
+    pair.script(&[
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "2"],
+        &["CONFIG", "SET", "zset-max-ziplist-value", "3"],
+        &["CONFIG", "GET", "zset-max-listpack-entries"],
+        &["ZADD", "a", "1", "x", "2", "y"],
+        &["OBJECT", "ENCODING", "a"],
+        &["ZADD", "a", "3", "z"],
+        &["OBJECT", "ENCODING", "a"],
+        &["ZADD", "b", "1", "abcd"],
+        &["OBJECT", "ENCODING", "b"],
+    ]);
+}

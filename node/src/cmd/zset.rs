@@ -881,9 +881,11 @@ fn zpop(ctx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
 /// Pops up to `count` elements (one for `None`) from the first existing key.
 fn pop_generic(ctx: &mut Ctx, keys: &[&[u8]], max: bool, count: Option<i64>, shape: PopShape) -> CmdResult {
     let db = ctx.db();
+    // Only the key popped from goes through the write path (and its
+    // snapshot hook); the others are just looked at.
     let mut candidate = None;
     for key in keys {
-        if zset_of_mut(ctx.store.lookup_write(db, key))?.is_some() {
+        if zset_of(ctx.store.peek(db, key))?.is_some() {
             candidate = Some(*key);
             break;
         }
@@ -965,7 +967,7 @@ fn blocking_pop(
     let rerun = serving_blocked_client(ctx);
     let db = ctx.db();
     for key in keys {
-        let has_elements = match zset_of(ctx.store.lookup_write(db, key).map(|entry| &*entry)) {
+        let has_elements = match zset_of(ctx.store.peek(db, key)) {
             Ok(zset) => zset.is_some_and(|zset| !zset.is_empty()),
             Err(_) if rerun => false,
             Err(error) => return Err(error),
