@@ -8,6 +8,8 @@
 //! looked up and type-checked where Redis does it, and only then is anything
 //! changed.
 
+use smallvec::SmallVec;
+
 use super::flags::*;
 use super::keys::parse_scan_options;
 use super::{arg_i64, arg_timeout_ms, is, CmdError, CmdResult, Command, Ctx};
@@ -449,10 +451,11 @@ fn zadd_generic(ctx: &mut Ctx, args: &[&[u8]], incr_command: bool) -> CmdResult 
     if flags.incr && pairs.len() > 2 {
         return Err(CmdError::err("INCR option supports a single increment-element pair"));
     }
+    // Every score is parsed before anything changes: ZADD is all or nothing.
     let scores = pairs
         .chunks(2)
         .map(|pair| parse_double(pair[0]).ok_or(CmdError::NotFloat))
-        .collect::<Result<Vec<f64>, CmdError>>()?;
+        .collect::<Result<SmallVec<[f64; 16]>, CmdError>>()?;
 
     let db = ctx.db();
     let key = args[1];
