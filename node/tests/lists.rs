@@ -688,8 +688,17 @@ fn blocking_timeouts_are_validated() {
         &["BLMOVE", "l", "d", "LEFT", "DOWN", "-1"],
         &["BLMPOP", "-1", "1", "l", "LEFT"],
         &["BLMPOP", "x", "1", "l", "LEFT"],
+        &["BLPOP", "l", "inf"],
+        &["BLPOP", "l", "-inf"],
+        &["BLPOP", "l", "1e300"],
+        &["BLPOP", "l", " 1"],
         &["SET", "s", "v"],
         &["BLPOP", "s", "-1"],
+        // ceil(-0.0001 * 1000) is 0: a valid timeout (forever), so data is served.
+        &["RPUSH", "l", "a", "b", "c"],
+        &["BLPOP", "l", "-0.0001"],
+        &["BLMPOP", "-0.0004", "1", "l", "LEFT"],
+        &["BLPOP", "l", "100000000000"],
     ]);
 }
 

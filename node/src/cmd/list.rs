@@ -230,8 +230,9 @@ fn push(ctx: &mut Ctx, args: &[&[u8]], end: End, only_existing: bool) -> CmdResu
     } else {
         list_or_create(ctx.store, db, key)?
     };
-    for element in &args[2..] {
-        push_at(list, end, element);
+    match end {
+        End::Head => list.push_front_all(&args[2..]),
+        End::Tail => list.push_back_all(&args[2..]),
     }
     let len = list.len();
     ctx.store.touch_key(db, key);

@@ -185,17 +185,21 @@ pub fn arg_f64(arg: &[u8]) -> Result<f64, CmdError> {
     crate::util::parse_f64(arg).ok_or(CmdError::NotFloat)
 }
 
-/// Parses a blocking timeout in seconds (float allowed) into milliseconds.
+/// Parses a blocking timeout in seconds (float allowed) into milliseconds;
+/// 0 means forever.
+///
+/// As Redis, the check is on `ceil(seconds * 1000)` converted to a long
+/// long: a tiny negative value rounds to 0 (block forever), and a value the
+/// conversion cannot hold (infinity included) comes out negative.
 pub fn arg_timeout_ms(arg: &[u8]) -> Result<u64, CmdError> {
+    /// Beyond this (about 31 000 years) a deadline is as good as none.
+    const FOREVER_MS: f64 = 1e15;
     let seconds = crate::util::parse_f64(arg).ok_or(CmdError::TimeoutNotFloat)?;
-    if seconds < 0.0 {
+    let millis = (seconds * 1000.0).ceil();
+    if !(0.0..i64::MAX as f64).contains(&millis) {
         return Err(CmdError::TimeoutNegative);
     }
-    if !seconds.is_finite() || seconds * 1000.0 > i64::MAX as f64 / 2.0 {
-        return Err(CmdError::TimeoutNotFloat);
-    }
-    let millis = (seconds * 1000.0).ceil() as u64;
-    Ok(if seconds > 0.0 { millis.max(1) } else { 0 })
+    Ok(if millis > FOREVER_MS { 0 } else { millis as u64 })
 }
 
 /// Case-insensitive comparison of an argument with an option name.

@@ -22,11 +22,11 @@ use std::collections::VecDeque;
 
 /// Node byte budgets for `list-max-listpack-size` -1..-5 (Redis's
 /// `optimization_level`).
-const SIZE_LEVELS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
+const SIZE_LEVELS: [u32; 5] = [4096, 8192, 16384, 32768, 65536];
 
 /// Byte cap of a node whose limit is an element count (Redis's
 /// `SIZE_SAFETY_LIMIT`).
-const COUNT_LIMIT_SAFETY_BYTES: usize = 8192;
+const COUNT_LIMIT_SAFETY_BYTES: u32 = 8192;
 
 /// Largest element count per node Redis accepts (`FILL_MAX`).
 const MAX_FILL: i64 = 1 << 15;
@@ -38,12 +38,17 @@ pub const DEFAULT_FILL: i64 = -2;
 /// reallocate every time.
 const MIN_GROWTH: usize = 16;
 
+/// A node grows by at least 1/GROWTH_DIVISOR of its live size: amortised
+/// O(1) pushes with at most ~12% slack (listpacks have none but pay the
+/// allocator's size classes, which are spaced about as far apart).
+const GROWTH_DIVISOR: usize = 8;
+
 /// How full a node may get, from `list-max-listpack-size`: a byte budget for
 /// negative values, an element count (with an 8 KiB cap) for positive ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeLimit {
-    max_bytes: usize,
-    max_count: usize,
+    max_bytes: u32,
+    max_count: u32,
 }
 
 impl NodeLimit {
@@ -52,27 +57,41 @@ impl NodeLimit {
     pub fn from_fill(fill: i64) -> Self {
         if fill < 0 {
             let level = fill.unsigned_abs().min(SIZE_LEVELS.len() as u64) as usize;
-            Self { max_bytes: SIZE_LEVELS[level - 1], max_count: usize::MAX }
+            Self { max_bytes: SIZE_LEVELS[level - 1], max_count: u32::MAX }
         } else {
-            Self { max_bytes: COUNT_LIMIT_SAFETY_BYTES, max_count: fill.min(MAX_FILL) as usize }
+            Self { max_bytes: COUNT_LIMIT_SAFETY_BYTES, max_count: fill.min(MAX_FILL) as u32 }
         }
+    }
+
+    fn max_bytes(self) -> usize {
+        self.max_bytes as usize
+    }
+
+    fn max_count(self) -> usize {
+        self.max_count as usize
+    }
+
+    /// Whether `count` more entries of `bytes` encoded bytes in total fit
+    /// in `node`.
+    fn has_room(self, node: &Node, count: usize, bytes: usize) -> bool {
+        node.used() + bytes <= self.max_bytes() && node.count + count <= self.max_count()
     }
 
     /// Whether an entry of `entry_size` encoded bytes may join `node`. An
     /// empty node takes anything, so an element bigger than the budget gets
     /// a node of its own.
     fn accepts(self, node: &Node, entry_size: usize) -> bool {
-        node.count == 0 || (node.used() + entry_size <= self.max_bytes && node.count < self.max_count)
+        node.count == 0 || self.has_room(node, 1, entry_size)
     }
 
     /// Whether a node has grown past the budget and should be split.
     fn exceeded_by(self, node: &Node) -> bool {
-        node.count > 1 && (node.used() > self.max_bytes || node.count > self.max_count.max(1))
+        node.count > 1 && (node.used() > self.max_bytes() || node.count > self.max_count().max(1))
     }
 
     /// Whether two neighbouring nodes fit in one.
     fn allows_merge(self, first: &Node, second: &Node) -> bool {
-        first.used() + second.used() <= self.max_bytes && first.count + second.count <= self.max_count
+        self.has_room(first, second.count, second.used())
     }
 
     /// Cuts a node's entries into nodes within the limit, in order.
@@ -232,9 +251,7 @@ impl Node {
                 self.bytes.drain(..self.head);
                 self.head = 0;
             }
-            // Grow by half the live size at least: amortised O(1) pushes with
-            // less slack than doubling.
-            self.bytes.reserve_exact(size.max(self.used() / 2).max(MIN_GROWTH));
+            self.bytes.reserve_exact(size.max(self.used() / GROWTH_DIVISOR).max(MIN_GROWTH));
         }
         append_entry(&mut self.bytes, element);
         self.count += 1;
@@ -252,13 +269,32 @@ impl Node {
 
     /// Reallocates with a front gap of at least `size` bytes, growing with
     /// the live size so repeated front pushes stay amortised O(1).
+    /// (Only the live bytes move; the spare room at the back is dropped.)
     fn make_front_room(&mut self, size: usize) {
-        let gap = size.max(self.used() / 2).max(MIN_GROWTH);
+        let gap = size.max(self.used() / GROWTH_DIVISOR).max(MIN_GROWTH);
         let mut bytes = Vec::with_capacity(gap + self.used());
         bytes.resize(gap, 0);
         bytes.extend_from_slice(&self.bytes[self.head..]);
         self.bytes = bytes;
         self.head = gap;
+    }
+
+    /// Makes room for `bytes` more encoded bytes at the back in one go.
+    fn reserve_back(&mut self, bytes: usize) {
+        if self.bytes.capacity() - self.bytes.len() < bytes {
+            if self.head > self.used() {
+                self.bytes.drain(..self.head);
+                self.head = 0;
+            }
+            self.bytes.reserve_exact(bytes);
+        }
+    }
+
+    /// Makes room for `bytes` more encoded bytes at the front in one go.
+    fn reserve_front(&mut self, bytes: usize) {
+        if self.head < bytes {
+            self.make_front_room(bytes);
+        }
     }
 
     /// Byte offset of the entry at `index` (< count), walked from the nearer side.
@@ -489,6 +525,37 @@ impl List {
         if let Some(node) = self.nodes.back_mut() {
             node.push_back(element);
             self.len += 1;
+        }
+    }
+
+    /// Adds `elements` at the head one after the other (so the last ends
+    /// up first, as LPUSH does), growing the head node once.
+    pub fn push_front_all(&mut self, elements: &[&[u8]]) {
+        let Some((first, rest)) = elements.split_first() else { return };
+        self.push_front(first);
+        let bytes = rest.iter().map(|element| entry_size(element.len())).sum();
+        if let Some(node) = self.nodes.front_mut() {
+            if self.limit.has_room(node, rest.len(), bytes) {
+                node.reserve_front(bytes);
+            }
+        }
+        for element in rest {
+            self.push_front(element);
+        }
+    }
+
+    /// Adds `elements` at the tail in order, growing the tail node once.
+    pub fn push_back_all(&mut self, elements: &[&[u8]]) {
+        let Some((first, rest)) = elements.split_first() else { return };
+        self.push_back(first);
+        let bytes = rest.iter().map(|element| entry_size(element.len())).sum();
+        if let Some(node) = self.nodes.back_mut() {
+            if self.limit.has_room(node, rest.len(), bytes) {
+                node.reserve_back(bytes);
+            }
+        }
+        for element in rest {
+            self.push_back(element);
         }
     }
 
@@ -848,6 +915,23 @@ mod tests {
         assert_eq!(list.front(), Some(&b"a"[..]));
         assert_eq!(list.back(), Some(&b"c"[..]));
         assert_eq!(list.encoding(), "quicklist");
+    }
+
+    #[test]
+    fn variadic_pushes_keep_redis_order_and_allocate_once() {
+        let mut list = List::new();
+        list.push_back_all(&[b"c", b"d"]);
+        list.push_front_all(&[b"b", b"a"]);
+        assert_eq!(elements(&list), strings(&["a", "b", "c", "d"]));
+        let mut packed = List::new();
+        let values: Vec<Vec<u8>> = (0..10).map(|value| format!("value-{value}").into_bytes()).collect();
+        let slices: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        packed.push_back_all(&slices);
+        assert_eq!(packed.nodes[0].bytes.capacity(), 10 * 9);
+        let mut front = List::new();
+        front.push_front_all(&slices);
+        assert_eq!(front.nodes[0].bytes.capacity(), 10 * 9);
+        assert_eq!(front.get(0), Some(&b"value-9"[..]));
     }
 
     #[test]
