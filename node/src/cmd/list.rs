@@ -443,15 +443,29 @@ fn parse_lpos_options(args: &[&[u8]]) -> Result<PositionQuery, CmdError> {
 /// The arithmetic wraps like Redis's C code, so RANK -9223372036854775808
 /// (whose negation overflows) behaves as it does there: every match counts.
 fn find_positions(list: &List, element: &[u8], query: PositionQuery) -> Vec<i64> {
-    let from_tail = query.rank < 0;
-    let rank = if from_tail { query.rank.wrapping_neg() } else { query.rank };
-    let len = list.len() as i64;
+    if query.rank < 0 {
+        let len = list.len() as i64;
+        let mut positions = scan_matches(list.iter().rev(), element, query.rank.wrapping_neg(), query);
+        for position in &mut positions {
+            *position = len - *position - 1;
+        }
+        positions
+    } else {
+        scan_matches(list.iter(), element, query.rank, query)
+    }
+}
+
+/// Scan offsets (from where the scan starts) of the matches LPOS reports.
+fn scan_matches<'a>(
+    candidates: impl Iterator<Item = &'a [u8]>,
+    element: &[u8],
+    rank: i64,
+    query: PositionQuery,
+) -> Vec<i64> {
     let scan_limit = if query.max_len == 0 { usize::MAX } else { query.max_len as usize };
-    let candidates: Box<dyn Iterator<Item = &[u8]>> =
-        if from_tail { Box::new(list.iter().rev()) } else { Box::new(list.iter()) };
-    let mut positions = Vec::new();
+    let mut offsets = Vec::new();
     let mut matches: i64 = 0;
-    for (scanned, candidate) in candidates.take(scan_limit).enumerate() {
+    for (offset, candidate) in candidates.take(scan_limit).enumerate() {
         if candidate != element {
             continue;
         }
@@ -459,15 +473,14 @@ fn find_positions(list: &List, element: &[u8], query: PositionQuery) -> Vec<i64>
         if matches < rank {
             continue;
         }
-        let scanned = scanned as i64;
-        positions.push(if from_tail { len - scanned - 1 } else { scanned });
+        offsets.push(offset as i64);
         match query.count {
             None => break,
             Some(count) if count != 0 && matches.wrapping_sub(rank).wrapping_add(1) >= count => break,
             Some(_) => {}
         }
     }
-    positions
+    offsets
 }
 
 /// LPOS `key element [RANK rank] [COUNT num-matches] [MAXLEN len]`.
