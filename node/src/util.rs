@@ -112,14 +112,15 @@ pub fn push_int(out: &mut Vec<u8>, value: i64) {
 /// Redis's glob-style pattern matching (`stringmatchlen`): `*`, `?`,
 /// `[...]` with ranges and `^` negation, and `\` escapes.
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
-    glob_match_inner(pattern, string, nocase, 0)
+    let mut skip_longer_matches = false;
+    glob_match_inner(pattern, string, nocase, &mut skip_longer_matches)
 }
 
-fn glob_match_inner(mut pattern: &[u8], mut string: &[u8], nocase: bool, depth: u32) -> bool {
-    // Bound recursion like Redis does for patterns such as "a*a*a*a*...b".
-    if depth > 1000 {
-        return false;
-    }
+/// `skip_longer_matches` is Redis's cut: once the rest of a pattern after a
+/// `*` matches nowhere in the rest of the string, no earlier `*` can help by
+/// matching more, so patterns like `a*a*a*...b` stay linear-ish instead of
+/// exponential.
+fn glob_match_inner(mut pattern: &[u8], mut string: &[u8], nocase: bool, skip_longer_matches: &mut bool) -> bool {
     let fold = |byte: u8| if nocase { byte.to_ascii_lowercase() } else { byte };
     while !pattern.is_empty() && !string.is_empty() {
         match pattern[0] {
@@ -131,10 +132,14 @@ fn glob_match_inner(mut pattern: &[u8], mut string: &[u8], nocase: bool, depth: 
                     return true;
                 }
                 for start in 0..string.len() {
-                    if glob_match_inner(&pattern[1..], &string[start..], nocase, depth + 1) {
+                    if glob_match_inner(&pattern[1..], &string[start..], nocase, skip_longer_matches) {
                         return true;
                     }
+                    if *skip_longer_matches {
+                        return false;
+                    }
                 }
+                *skip_longer_matches = true;
                 return false;
             }
             b'?' => {
@@ -284,5 +289,14 @@ mod tests {
         assert!(glob_match(b"a\\*b", b"a*b", false));
         assert!(glob_match(b"HELLO", b"hello", true));
         assert!(glob_match(b"key:*", b"key:", false));
+    }
+
+    #[test]
+    fn nested_stars_that_cannot_match_fail_fast() {
+        let pattern = "a*".repeat(50) + "b";
+        let subject = "a".repeat(5000);
+        let started = std::time::Instant::now();
+        assert!(!glob_match(pattern.as_bytes(), subject.as_bytes(), false));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }
