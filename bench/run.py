@@ -46,7 +46,7 @@ class Server:
         if kind == "redis":
             command = ["redis-server", *common, "--save", "", "--appendonly", "no"]
         else:
-            command = [str(NODE_BINARY), *common]
+            command = [str(NODE_BINARY), *common, "--save", ""]
         command += extra or []
         env = dict(os.environ, RUST_LOG="warn")
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -228,23 +228,169 @@ def bench_memory(quick: bool) -> list[Row]:
     return rows
 
 
+def wait_until(predicate, timeout: float, interval: float = 0.005) -> float:
+    """Polls until predicate() is true; returns the seconds waited."""
+    started = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError("timed out waiting")
+        time.sleep(interval)
+    return time.perf_counter() - started
+
+
+def timed_bgsave(server: Server) -> tuple[float, int, float]:
+    """Runs BGSAVE and returns (seconds, peak extra memory bytes, fork pause ms)."""
+    started = time.perf_counter()
+    reply = server.cli("BGSAVE")
+    if "started" not in reply.lower():
+        raise RuntimeError(f"{server.kind}: BGSAVE answered {reply}")
+    peak_cow = 0
+    while True:
+        persistence = server.info("persistence")
+        if server.kind == "redis":
+            peak_cow = max(peak_cow, int(persistence.get("current_cow_peak", persistence.get("current_cow_size", 0))))
+        if persistence.get("rdb_bgsave_in_progress") == "0":
+            break
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    persistence = server.info("persistence")
+    if persistence.get("rdb_last_bgsave_status") != "ok":
+        raise RuntimeError(f"{server.kind}: BGSAVE failed: {persistence}")
+    if server.kind == "redis":
+        peak = max(peak_cow, int(persistence.get("rdb_last_cow_size", 0)))
+        fork_ms = int(server.info("stats").get("latest_fork_usec", 0)) / 1000
+    else:
+        peak = int(persistence.get("snapshot_last_peak_extra_memory", 0))
+        fork_ms = int(persistence.get("snapshot_last_fork_usec", 0)) / 1000
+    return elapsed, peak, fork_ms
+
+
+def load_keys(server: Server, protocol: Path, expected: int) -> None:
+    with open(protocol, "rb") as source:
+        subprocess.run(["redis-cli", "-p", str(server.port), "--pipe"], stdin=source,
+                       stdout=subprocess.DEVNULL, check=True)
+    count = int(server.cli("DBSIZE"))
+    if count != expected:
+        raise RuntimeError(f"{server.kind}: expected {expected} keys, found {count}")
+
+
+def write_load_during(server: Server, requests: int, trigger) -> dict[str, float]:
+    """Runs a SET load of `requests` writes; calls trigger() one second in."""
+    command = ["redis-benchmark", "-p", str(server.port), "-c", "50", "-n", str(requests), "-t", "set",
+               "-r", "3000000", "-d", "100", "--csv"]
+    load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(1.0)
+    if trigger is not None:
+        trigger()
+    try:
+        output, _ = load.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        load.kill()
+        output, _ = load.communicate()
+    rows = list(csv.reader(io.StringIO(output)))
+    if len(rows) < 2:
+        return {"rps": float("nan"), "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    parsed = dict(zip(rows[0], rows[1]))
+    return {"rps": float(parsed["rps"]), "p50": float(parsed["p50_latency_ms"]),
+            "p99": float(parsed["p99_latency_ms"]), "max": float(parsed["max_latency_ms"])}
+
+
+def bench_snapshots(quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    keys = 300_000 if quick else 3_000_000
+    value = b"x" * 100
+    with tempfile.TemporaryDirectory(prefix="bench-snap-") as scratch:
+        protocol = Path(scratch) / "load.resp"
+        write_protocol(protocol, (["SET", f"key:{index:012d}", value] for index in range(keys)))
+        results: dict[str, dict[str, float]] = {}
+        redis_rdb = Path(scratch) / "redis.rdb"
+        for kind, method in (("redis", None), ("node", "fork"), ("node", "forkless")):
+            extra = ["--save", ""] if kind == "node" else []
+            if method:
+                extra += ["--snapshot-method", method]
+            server = Server(kind, extra)
+            try:
+                load_keys(server, protocol, keys)
+                data_bytes = int(server.info("memory")["used_memory"])
+                seconds, peak, fork_ms = timed_bgsave(server)
+                if kind == "redis":
+                    shutil.copy(Path(server.dir) / "dump.rdb", redis_rdb)
+                requests = 150_000 if quick else 600_000
+                idle = write_load_during(server, requests, None)
+                busy = write_load_during(server, requests, lambda: server.cli("BGSAVE"))
+                wait_until(lambda: server.info("persistence").get("rdb_bgsave_in_progress") == "0", 300)
+                label = kind if method is None else f"node-{method}"
+                results[label] = {"seconds": seconds, "peak": peak, "fork_ms": fork_ms, "data": data_bytes,
+                                  "idle_rps": idle["rps"], "busy_rps": busy["rps"], "busy_p50": busy["p50"],
+                                  "busy_p99": busy["p99"], "busy_max": busy["max"], "idle_p99": idle["p99"]}
+                print(f"  {label:<14} save {seconds:6.2f}s  peak extra {peak / 2**20:8.1f} MiB  fork {fork_ms:6.2f} ms  "
+                      f"load idle {idle['rps']:9,.0f}/s  during save {busy['rps']:9,.0f}/s p99 {busy['p99']:.2f} ms "
+                      f"max {busy['max']:.1f} ms", file=sys.stderr)
+            finally:
+                server.stop()
+        # Loading the same RDB (written by Redis) at start.
+        load_seconds = {}
+        for kind in ("redis", "node"):
+            directory = tempfile.mkdtemp(prefix=f"bench-load-{kind}-")
+            shutil.copy(redis_rdb, Path(directory) / "dump.rdb")
+            started = time.perf_counter()
+            server = Server(kind, ["--dir", directory, "--dbfilename", "dump.rdb"])
+            try:
+                wait_until(lambda: server.info("persistence").get("loading") == "0", 600, 0.002)
+                load_seconds[kind] = time.perf_counter() - started
+                loaded = int(server.cli("DBSIZE"))
+                if loaded != keys:
+                    raise RuntimeError(f"{kind} loaded {loaded} keys of {keys}")
+            finally:
+                server.stop()
+                shutil.rmtree(directory, ignore_errors=True)
+        print(f"  load at start: redis {load_seconds['redis']:.2f}s node {load_seconds['node']:.2f}s", file=sys.stderr)
+    redis = results["redis"]
+    fork = results["node-fork"]
+    forkless = results["node-forkless"]
+    label = f"{keys:,} x 100 B"
+    rows.append(Row("snapshot", f"{label}: idle save seconds (fork)", redis["seconds"], fork["seconds"], "s", 1.0,
+                    higher_is_better=False))
+    rows.append(Row("snapshot", f"{label}: idle save seconds (forkless)", redis["seconds"], forkless["seconds"], "s",
+                    1.0, higher_is_better=False))
+    rows.append(Row("snapshot", "fork pause ms", redis["fork_ms"], fork["fork_ms"], "ms", 1.0,
+                    higher_is_better=False))
+    rows.append(Row("snapshot", "peak extra memory, fork (MiB)", redis["peak"] / 2**20, fork["peak"] / 2**20, "MiB",
+                    1.0, higher_is_better=False))
+    rows.append(Row("snapshot", "peak extra memory, forkless (% of data)", 100 * redis["peak"] / redis["data"],
+                    100 * forkless["peak"] / forkless["data"], "%", None, higher_is_better=False,
+                    notes="target: forkless <= 5% of the data set"))
+    rows.append(Row("snapshot", "write load during save: ops/s (forkless vs Redis BGSAVE)", redis["busy_rps"],
+                    forkless["busy_rps"], "ops/s", 1.3))
+    rows.append(Row("snapshot", "write load during save: p99 ms (forkless vs Redis BGSAVE)", redis["busy_p99"],
+                    forkless["busy_p99"], "ms", 0.5, higher_is_better=False))
+    rows.append(Row("snapshot", "write load during save: longest stall ms (forkless vs Redis)", redis["busy_max"],
+                    forkless["busy_max"], "ms", None, higher_is_better=False, notes="target: under 5 ms"))
+    rows.append(Row("snapshot", "write load during save: ops/s (fork vs Redis BGSAVE)", redis["busy_rps"],
+                    fork["busy_rps"], "ops/s", None))
+    rows.append(Row("snapshot", "write load idle: ops/s", redis["idle_rps"], forkless["idle_rps"], "ops/s", None))
+    rows.append(Row("snapshot", f"{label}: load RDB at start, seconds", load_seconds["redis"], load_seconds["node"],
+                    "s", 0.5, higher_is_better=False))
+    return rows
+
+
 def format_table(rows: list[Row]) -> str:
     lines = [
-        "| section | metric | Redis 7 | ferrocache | ratio (node/Redis) | target | met |",
-        "|---|---|---:|---:|---:|---|---|",
+        "| section | metric | Redis 7 | ferrocache | ratio (node/Redis) | target | met | notes |",
+        "|---|---|---:|---:|---:|---|---|---|",
     ]
     for row in rows:
         def show(value: float) -> str:
             return f"{value:,.0f}" if value >= 100 else f"{value:.3f}"
         lines.append(f"| {row.section} | {row.metric} | {show(row.redis)} | {show(row.node)} | "
-                     f"{row.ratio:.2f}x | {row.target_text()} | {row.met()} |")
+                     f"{row.ratio:.2f}x | {row.target_text()} | {row.met()} | {row.notes} |")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
-    parser.add_argument("--only", default="throughput,memory", help="comma-separated sections to run")
+    parser.add_argument("--only", default="throughput,memory,snapshot", help="comma-separated sections to run")
     parser.add_argument("--markdown", help="also write the table into this markdown file")
     options = parser.parse_args()
     if not NODE_BINARY.exists():
@@ -260,6 +406,9 @@ def main() -> int:
     if "memory" in sections:
         print("memory (RSS growth after loading):", file=sys.stderr)
         rows += bench_memory(options.quick)
+    if "snapshot" in sections:
+        print("snapshots (BGSAVE, write load during a save, load at start):", file=sys.stderr)
+        rows += bench_snapshots(options.quick)
     table = format_table(rows)
     print(table)
     if options.markdown:

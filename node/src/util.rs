@@ -113,14 +113,27 @@ pub fn push_int(out: &mut Vec<u8>, value: i64) {
 /// `[...]` with ranges and `^` negation, and `\` escapes.
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
     let mut skip_longer_matches = false;
-    glob_match_inner(pattern, string, nocase, &mut skip_longer_matches)
+    glob_match_inner(pattern, string, nocase, &mut skip_longer_matches, 0)
 }
+
+/// Redis stops matching (no match) beyond this many nested `*`, which also
+/// bounds the recursion depth.
+const MAX_GLOB_NESTING: u32 = 1000;
 
 /// `skip_longer_matches` is Redis's cut: once the rest of a pattern after a
 /// `*` matches nowhere in the rest of the string, no earlier `*` can help by
 /// matching more, so patterns like `a*a*a*...b` stay linear-ish instead of
 /// exponential.
-fn glob_match_inner(mut pattern: &[u8], mut string: &[u8], nocase: bool, skip_longer_matches: &mut bool) -> bool {
+fn glob_match_inner(
+    mut pattern: &[u8],
+    mut string: &[u8],
+    nocase: bool,
+    skip_longer_matches: &mut bool,
+    nesting: u32,
+) -> bool {
+    if nesting > MAX_GLOB_NESTING {
+        return false;
+    }
     let fold = |byte: u8| if nocase { byte.to_ascii_lowercase() } else { byte };
     while !pattern.is_empty() && !string.is_empty() {
         match pattern[0] {
@@ -132,7 +145,7 @@ fn glob_match_inner(mut pattern: &[u8], mut string: &[u8], nocase: bool, skip_lo
                     return true;
                 }
                 for start in 0..string.len() {
-                    if glob_match_inner(&pattern[1..], &string[start..], nocase, skip_longer_matches) {
+                    if glob_match_inner(&pattern[1..], &string[start..], nocase, skip_longer_matches, nesting + 1) {
                         return true;
                     }
                     if *skip_longer_matches {
@@ -298,5 +311,12 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(!glob_match(pattern.as_bytes(), subject.as_bytes(), false));
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn very_deep_patterns_stop_at_the_nesting_limit_instead_of_overflowing_the_stack() {
+        let pattern = "*?".repeat(50_000);
+        let subject = "a".repeat(50_000);
+        assert!(!glob_match(pattern.as_bytes(), subject.as_bytes(), false));
     }
 }
