@@ -1072,9 +1072,9 @@ mod tests {
         for fill in [-2, -1, 1, 4] {
             let mut list = List::with_fill(fill);
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
-            for _ in 0..3000 {
+            for step in 0..3000 {
                 let element = vec![b'a' + next(3) as u8; [1, 5, 200, 1500][next(4)]];
-                match next(9) {
+                match next(12) {
                     0 | 1 => {
                         list.push_front(&element);
                         model.push_front(element);
@@ -1113,7 +1113,34 @@ mod tests {
                         }
                         assert_eq!(removed, before - model.len());
                     }
+                    9 => {
+                        let count = next(4);
+                        list.remove_front(count);
+                        model.drain(..count.min(model.len()));
+                        let count = next(4);
+                        list.remove_back(count);
+                        model.truncate(model.len().saturating_sub(count));
+                    }
+                    10 if model.len() > 40 => {
+                        let start = next(10);
+                        let end = model.len() - 1 - next(10);
+                        list.retain_range(start, end);
+                        model.truncate(end + 1);
+                        model.drain(..start);
+                    }
+                    11 if !model.is_empty() => {
+                        let start = next(model.len());
+                        let count = next(model.len() - start + 1);
+                        let window: Vec<&[u8]> = list.range(start, count).collect();
+                        let expected: Vec<&[u8]> = model.range(start..start + count).map(Vec::as_slice).collect();
+                        assert_eq!(window, expected);
+                        let backwards: Vec<&[u8]> = list.range(start, count).rev().collect();
+                        assert_eq!(backwards, expected.into_iter().rev().collect::<Vec<_>>());
+                    }
                     _ => {}
+                }
+                if step % 250 == 0 {
+                    assert_matches(&list, &model);
                 }
             }
             assert_matches(&list, &model);
