@@ -793,62 +793,78 @@ fn unix_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
 }
 
+fn write_bench_file<W: std::io::Write>(out: W, keys: usize, values: &[Vec<u8>], compression: bool) -> (W, u64) {
+    let expire = unix_ms() + 3_600_000;
+    let options = EncodeOptions { compression, ..EncodeOptions::default() };
+    let mut writer = RdbWriter::new(out, options).expect("header");
+    writer.write_standard_aux(unix_ms() / 1000, 0).expect("aux");
+    writer.select_db(0, keys as u64, (keys / 10) as u64).expect("select");
+    let mut name = Vec::with_capacity(32);
+    let mut number = itoa::Buffer::new();
+    for index in 0..keys {
+        name.clear();
+        name.extend_from_slice(b"key:");
+        name.extend_from_slice(number.format(index).as_bytes());
+        let meta = KeyMeta { expire_at_ms: (index % 10 == 0).then_some(expire), ..KeyMeta::default() };
+        writer.write_string(&name, &meta, &values[index % values.len()]).expect("write");
+    }
+    let bytes = writer.bytes_written();
+    (writer.finish().expect("finish"), bytes)
+}
+
 /// Save and load throughput on 3M keys of 100-byte strings, against Redis
-/// loading the same file. Run with
+/// loading and saving the same data. Run with
 /// `cargo test --release --test rdb_format -- --ignored throughput --nocapture`.
 #[test]
 #[ignore = "benchmark: takes about a minute and needs a release build"]
 fn throughput_of_save_and_load_against_redis() {
     const KEYS: usize = 3_000_000;
-    let values: Vec<Vec<u8>> = (0..1000).map(|seed| pseudo_random_bytes(seed + 1, 100)).collect();
+    let random: Vec<Vec<u8>> = (0..1000).map(|seed| pseudo_random_bytes(seed + 1, 100)).collect();
+    let text: Vec<Vec<u8>> =
+        (0..1000).map(|seed| format!("{seed:08}-").repeat(12).into_bytes()[..100].to_vec()).collect();
+    let rate = |bytes: u64, seconds: f64| bytes as f64 / 1e6 / seconds;
+
+    for (kind, values) in [("random", &random), ("text", &text)] {
+        for compression in [true, false] {
+            let started = Instant::now();
+            let (_, bytes) = write_bench_file(std::io::sink(), KEYS, values, compression);
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "encode {kind} values, compression {compression}: {:.1} MB in {seconds:.2} s = {:.0} MB/s",
+                bytes as f64 / 1e6,
+                rate(bytes, seconds)
+            );
+        }
+    }
+
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bench.rdb");
-    let expire = unix_ms() + 3_600_000;
-
-    for compression in [true, false] {
-        let options = EncodeOptions { compression, ..EncodeOptions::default() };
-        let started = Instant::now();
-        let file = std::fs::File::create(&path).expect("create");
-        let mut writer = RdbWriter::new(file, options).expect("header");
-        writer.write_standard_aux(unix_ms() / 1000, 0).expect("aux");
-        writer.select_db(0, KEYS as u64, (KEYS / 10) as u64).expect("select");
-        let mut name = Vec::with_capacity(32);
-        for index in 0..KEYS {
-            name.clear();
-            name.extend_from_slice(b"key:");
-            name.extend_from_slice(index.to_string().as_bytes());
-            let meta = KeyMeta { expire_at_ms: (index % 10 == 0).then_some(expire), ..KeyMeta::default() };
-            writer.write_string(&name, &meta, &values[index % values.len()]).expect("write");
-        }
-        let bytes = writer.bytes_written();
-        writer.finish().expect("finish").sync_all().expect("sync");
-        let save = started.elapsed();
-        println!(
-            "save (compression {compression}): {KEYS} keys, {:.1} MB in {:.2} s = {:.0} MB/s",
-            bytes as f64 / 1e6,
-            save.as_secs_f64(),
-            bytes as f64 / 1e6 / save.as_secs_f64()
-        );
-    }
+    let started = Instant::now();
+    let file = std::fs::File::create(&path).expect("create");
+    let (file, bytes) = write_bench_file(file, KEYS, &random, true);
+    file.sync_all().expect("sync");
+    let seconds = started.elapsed().as_secs_f64();
+    println!("save to disk with fsync: {:.1} MB in {seconds:.2} s = {:.0} MB/s", bytes as f64 / 1e6, rate(bytes, seconds));
 
     let started = Instant::now();
     let file = std::fs::File::open(&path).expect("open");
     let len = file.metadata().expect("metadata").len();
     let mut counter = Counter::default();
     RdbReader::with_len(file, len).expect("header").load(&mut counter).expect("load");
-    let load = started.elapsed();
+    let seconds = started.elapsed().as_secs_f64();
     assert_eq!(counter.elements, KEYS as u64);
     println!(
-        "decode: {:.1} MB in {:.2} s = {:.0} MB/s, {:.0} keys/s",
+        "decode: {:.1} MB in {seconds:.2} s = {:.0} MB/s, {:.0} keys/s",
         len as f64 / 1e6,
-        load.as_secs_f64(),
-        len as f64 / 1e6 / load.as_secs_f64(),
-        KEYS as f64 / load.as_secs_f64()
+        rate(len, seconds),
+        KEYS as f64 / seconds
     );
 
     let started = Instant::now();
     let (_server, mut client) = redis_loading(dir.path(), "bench.rdb");
-    let redis_load = started.elapsed();
+    println!("redis-server start + load of the same file: {:.2} s", started.elapsed().as_secs_f64());
     assert_eq!(client.call(&["DBSIZE"]).as_int(), Some(KEYS as i64));
-    println!("redis-server start + load of the same file: {:.2} s", redis_load.as_secs_f64());
+    let started = Instant::now();
+    ok(client.call(&["SAVE"]));
+    println!("redis-server SAVE of the same data: {:.2} s", started.elapsed().as_secs_f64());
 }

@@ -97,15 +97,64 @@ pub(crate) fn decompress(input: &[u8], output: &mut [u8]) -> Result<(), LzfError
     }
 }
 
-/// An LZF compressor with a reusable hash table.
+/// Where the compressor remembers the last position of each 3-byte hash.
 ///
-/// The table is allocated on first use and never cleared between calls:
+/// Both implementations behave exactly like Redis's 2^16-slot table, so the
+/// output does not depend on which one a call uses.
+trait HashTable {
+    /// Stores `stamp` for `slot` and returns the previous stamp (0 if none).
+    fn swap(&mut self, slot: usize, stamp: u32, epoch: u32) -> u32;
+}
+
+/// The direct table: one `u32` per slot (256 KiB), for long inputs.
+struct DirectTable(Box<[u32; HASH_SIZE]>);
+
+impl HashTable for DirectTable {
+    #[inline(always)]
+    fn swap(&mut self, slot: usize, stamp: u32, _epoch: u32) -> u32 {
+        std::mem::replace(&mut self.0[slot & (HASH_SIZE - 1)], stamp)
+    }
+}
+
+/// Inputs up to this size use the compact table.
+const SMALL_INPUT: usize = 1024;
+const SMALL_TABLE_SIZE: usize = 2 * SMALL_INPUT;
+
+/// A compact open-addressing map from slot to stamp (16 KiB, stays in L1)
+/// for short inputs, where the direct table's random accesses would miss
+/// the cache on almost every byte. At most one entry per input byte is live
+/// in a call, so the table is never more than half full; entries stamped
+/// before the current epoch count as free.
+struct CompactTable(Box<[(u32, u32); SMALL_TABLE_SIZE]>);
+
+impl HashTable for CompactTable {
+    #[inline(always)]
+    fn swap(&mut self, slot: usize, stamp: u32, epoch: u32) -> u32 {
+        let mut index = slot & (SMALL_TABLE_SIZE - 1);
+        loop {
+            let entry = &mut self.0[index];
+            if entry.1 < epoch {
+                *entry = (slot as u32, stamp);
+                return 0;
+            }
+            if entry.0 == slot as u32 {
+                return std::mem::replace(&mut entry.1, stamp);
+            }
+            index = (index + 1) & (SMALL_TABLE_SIZE - 1);
+        }
+    }
+}
+
+/// An LZF compressor with reusable hash tables.
+///
+/// The tables are allocated on first use and never cleared between calls:
 /// entries hold `epoch + position`, and each call starts a new epoch above
 /// every position of the previous calls, so stale entries are recognised
-/// without the 256 KiB memset per string a fresh table would cost.
+/// without a memset per string.
 #[derive(Default)]
 pub(crate) struct Compressor {
-    table: Vec<u32>,
+    direct: Option<DirectTable>,
+    compact: Option<CompactTable>,
     epoch: u32,
 }
 
@@ -119,125 +168,121 @@ impl Compressor {
     /// passes `len - 4` so only compression that saves 4 bytes is kept).
     pub(crate) fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Option<usize> {
         let input_len = input.len();
-        let out_end = output.len();
-        if input_len == 0 || out_end == 0 || input_len >= (u32::MAX / 2) as usize {
+        if input_len == 0 || output.is_empty() || input_len >= (u32::MAX / 2) as usize {
             return None;
         }
-        if self.table.is_empty() {
-            self.table = vec![0; HASH_SIZE];
-            self.epoch = 1;
-        }
-        if u64::from(self.epoch) + input_len as u64 + 1 >= u64::from(u32::MAX) {
-            self.table.fill(0);
+        if self.epoch == 0 || u64::from(self.epoch) + input_len as u64 + 1 >= u64::from(u32::MAX) {
+            // First call, or stamps would overflow: start over with clean tables.
+            self.direct = None;
+            self.compact = None;
             self.epoch = 1;
         }
         let epoch = self.epoch;
         self.epoch += input_len as u32 + 1;
-        let table = &mut self.table[..];
+        if input_len <= SMALL_INPUT {
+            if self.compact.is_none() {
+                self.compact =
+                    vec![(0u32, 0u32); SMALL_TABLE_SIZE].into_boxed_slice().try_into().ok().map(CompactTable);
+            }
+            compress_with(self.compact.as_mut()?, epoch, input, output)
+        } else {
+            if self.direct.is_none() {
+                self.direct = vec![0u32; HASH_SIZE].into_boxed_slice().try_into().ok().map(DirectTable);
+            }
+            compress_with(self.direct.as_mut()?, epoch, input, output)
+        }
+    }
+}
 
-        let first = |ip: usize| (u32::from(input[ip]) << 8) | u32::from(input[ip + 1]);
-        let next = |hash: u32, ip: usize| (hash << 8) | u32::from(input[ip + 2]);
-        let slot =
-            |hash: u32| ((hash >> (3 * 8 - HASH_LOG)).wrapping_sub(hash.wrapping_mul(5)) as usize) & (HASH_SIZE - 1);
+/// `lzf_compress` from Redis's lzf_c.c (HLOG 16, VERY_FAST), over `table`.
+fn compress_with<T: HashTable>(table: &mut T, epoch: u32, input: &[u8], output: &mut [u8]) -> Option<usize> {
+    let input_len = input.len();
+    let out_end = output.len();
+    let first = |ip: usize| (u32::from(input[ip]) << 8) | u32::from(input[ip + 1]);
+    let next = |hash: u32, ip: usize| (hash << 8) | u32::from(input[ip + 2]);
+    let slot = |hash: u32| ((hash >> (3 * 8 - HASH_LOG)).wrapping_sub(hash.wrapping_mul(5)) as usize) & (HASH_SIZE - 1);
 
-        let mut ip = 0usize;
-        let mut op = 1usize; // room for the first literal run's control byte
-        let mut literal = 0usize;
-        let mut hash = if input_len >= 2 { first(0) } else { 0 };
+    let mut ip = 0usize;
+    let mut op = 1usize; // room for the first literal run's control byte
+    let mut literal = 0usize;
+    let mut hash = if input_len >= 2 { first(0) } else { 0 };
 
-        while ip + 2 < input_len {
-            hash = next(hash, ip);
-            let index = slot(hash);
-            let entry = table[index];
-            table[index] = epoch + ip as u32;
+    while ip + 2 < input_len {
+        hash = next(hash, ip);
+        let entry = table.swap(slot(hash), epoch + ip as u32, epoch);
 
-            let candidate = if entry >= epoch { Some((entry - epoch) as usize) } else { None };
-            let matched = candidate.filter(|&reference| {
-                reference > 0
-                    && ip - reference - 1 < MAX_OFFSET
-                    && input[reference + 2] == input[ip + 2]
-                    && input[reference] == input[ip]
-                    && input[reference + 1] == input[ip + 1]
-            });
+        // A reference from this call (entries below `epoch` are stale),
+        // not at position 0, within reach, starting with the same 3 bytes.
+        let reference = entry.wrapping_sub(epoch) as usize;
+        let matched = entry >= epoch
+            && reference > 0
+            && ip - reference - 1 < MAX_OFFSET
+            && input[reference + 2] == input[ip + 2]
+            && input[reference] == input[ip]
+            && input[reference + 1] == input[ip + 1];
 
-            if let Some(reference) = matched {
-                let offset = ip - reference - 1;
-                let mut length = 2usize;
-                let max_length = (input_len - ip - length).min(MAX_REFERENCE);
+        if matched {
+            let offset = ip - reference - 1;
+            let mut length = 2usize;
+            let max_length = (input_len - ip - length).min(MAX_REFERENCE);
 
-                if op + 3 + 1 >= out_end && op - usize::from(literal == 0) + 3 + 1 >= out_end {
-                    return None;
-                }
-                if literal > 0 {
-                    output[op - literal - 1] = (literal - 1) as u8; // close the literal run
-                } else {
-                    op -= 1; // no literal run was started after all
-                }
-
-                // Mirrors lzf_c.c exactly (including its 16-step unrolled
-                // probe) so the emitted bytes match Redis's.
-                let mut stopped_early = false;
-                if max_length > 16 {
-                    for _ in 0..16 {
-                        length += 1;
-                        if input[reference + length] != input[ip + length] {
-                            stopped_early = true;
-                            break;
-                        }
-                    }
-                }
-                if !stopped_early {
-                    loop {
-                        length += 1;
-                        if !(length < max_length && input[reference + length] == input[ip + length]) {
-                            break;
-                        }
-                    }
-                }
-
-                length -= 2;
-                ip += 1;
-                if length < 7 {
-                    output[op] = ((offset >> 8) + (length << 5)) as u8;
-                    op += 1;
-                } else {
-                    output[op] = ((offset >> 8) + (7 << 5)) as u8;
-                    output[op + 1] = (length - 7) as u8;
-                    op += 2;
-                }
-                output[op] = offset as u8;
-                op += 2; // the offset byte, then room for the next run's control byte
-                literal = 0;
-
-                ip += length + 1;
-                if ip + 2 >= input_len {
-                    break;
-                }
-                ip -= 2;
-                hash = first(ip);
-                hash = next(hash, ip);
-                table[slot(hash)] = epoch + ip as u32;
-                ip += 1;
-                hash = next(hash, ip);
-                table[slot(hash)] = epoch + ip as u32;
-                ip += 1;
+            if op + 3 + 1 >= out_end && op - usize::from(literal == 0) + 3 + 1 >= out_end {
+                return None;
+            }
+            if literal > 0 {
+                output[op - literal - 1] = (literal - 1) as u8; // close the literal run
             } else {
-                if op >= out_end {
-                    return None;
-                }
-                literal += 1;
-                output[op] = input[ip];
-                op += 1;
-                ip += 1;
-                if literal == MAX_LITERAL {
-                    output[op - literal - 1] = (literal - 1) as u8;
-                    literal = 0;
-                    op += 1;
+                op -= 1; // no literal run was started after all
+            }
+
+            // Mirrors lzf_c.c exactly (including its 16-step unrolled
+            // probe) so the emitted bytes match Redis's.
+            let mut stopped_early = false;
+            if max_length > 16 {
+                for _ in 0..16 {
+                    length += 1;
+                    if input[reference + length] != input[ip + length] {
+                        stopped_early = true;
+                        break;
+                    }
                 }
             }
-        }
+            if !stopped_early {
+                loop {
+                    length += 1;
+                    if !(length < max_length && input[reference + length] == input[ip + length]) {
+                        break;
+                    }
+                }
+            }
 
-        while ip < input_len {
+            length -= 2;
+            ip += 1;
+            if length < 7 {
+                output[op] = ((offset >> 8) + (length << 5)) as u8;
+                op += 1;
+            } else {
+                output[op] = ((offset >> 8) + (7 << 5)) as u8;
+                output[op + 1] = (length - 7) as u8;
+                op += 2;
+            }
+            output[op] = offset as u8;
+            op += 2; // the offset byte, then room for the next run's control byte
+            literal = 0;
+
+            ip += length + 1;
+            if ip + 2 >= input_len {
+                break;
+            }
+            ip -= 2;
+            hash = first(ip);
+            hash = next(hash, ip);
+            table.swap(slot(hash), epoch + ip as u32, epoch);
+            ip += 1;
+            hash = next(hash, ip);
+            table.swap(slot(hash), epoch + ip as u32, epoch);
+            ip += 1;
+        } else {
             if op >= out_end {
                 return None;
             }
@@ -251,16 +296,31 @@ impl Compressor {
                 op += 1;
             }
         }
-        if literal > 0 {
-            output[op - literal - 1] = (literal - 1) as u8;
-        } else {
-            op -= 1;
-        }
-        if op > out_end {
+    }
+
+    while ip < input_len {
+        if op >= out_end {
             return None;
         }
-        Some(op)
+        literal += 1;
+        output[op] = input[ip];
+        op += 1;
+        ip += 1;
+        if literal == MAX_LITERAL {
+            output[op - literal - 1] = (literal - 1) as u8;
+            literal = 0;
+            op += 1;
+        }
     }
+    if literal > 0 {
+        output[op - literal - 1] = (literal - 1) as u8;
+    } else {
+        op -= 1;
+    }
+    if op > out_end {
+        return None;
+    }
+    Some(op)
 }
 
 #[cfg(test)]
@@ -319,6 +379,26 @@ mod tests {
             for alphabet in [2u8, 4, 16, 255] {
                 let data = pseudo_random(len as u64 * 7 + u64::from(alphabet), len, alphabet);
                 roundtrip(&mut compressor, &data);
+            }
+        }
+    }
+
+    #[test]
+    fn compact_and_direct_tables_give_identical_output() {
+        let mut direct = DirectTable(vec![0u32; HASH_SIZE].into_boxed_slice().try_into().expect("size"));
+        let mut compact = CompactTable(vec![(0, 0); SMALL_TABLE_SIZE].into_boxed_slice().try_into().expect("size"));
+        let mut epoch = 1u32;
+        for len in (1..=SMALL_INPUT).step_by(7).chain([SMALL_INPUT]) {
+            for alphabet in [2u8, 4, 16, 255] {
+                let data = pseudo_random(len as u64 ^ u64::from(alphabet) << 20, len, alphabet);
+                let mut out_direct = vec![0u8; len + 64];
+                let mut out_compact = vec![0u8; len + 64];
+                let direct_len = compress_with(&mut direct, epoch, &data, &mut out_direct);
+                let compact_len = compress_with(&mut compact, epoch, &data, &mut out_compact);
+                assert_eq!(direct_len, compact_len, "len {len} alphabet {alphabet}");
+                let used = direct_len.unwrap_or(0);
+                assert_eq!(out_direct[..used], out_compact[..used], "len {len} alphabet {alphabet}");
+                epoch += len as u32 + 1;
             }
         }
     }

@@ -16,9 +16,10 @@
 //!   each element to an [`RdbSink`], which the node implements to insert
 //!   directly into its own types. [`RdbCollector`] is a sink that builds the
 //!   owned [`RdbValue`] model, for tests and small inputs.
-//! - DUMP/RESTORE: [`ValueEncoder`] writes payloads and [`decode_payload`] /
-//!   [`decode_payload_into`] read them; [`PayloadError`] maps to Redis's
-//!   error replies.
+//! - DUMP/RESTORE: [`ValueEncoder`]'s `dump_*` methods (or
+//!   [`encode_payload`] for an owned value) write payloads, and
+//!   [`decode_payload`] / [`decode_payload_into`] read them;
+//!   [`PayloadError::redis_reply`] gives Redis's error replies.
 //!
 //! # Layout
 //! - [`error`]: [`RdbError`] and [`PayloadError`].
@@ -49,7 +50,7 @@ mod zipmap;
 
 pub use self::crc::crc64;
 pub use error::{PayloadError, RdbError};
-pub use payload::{decode_payload, decode_payload_into, verify_payload};
+pub use payload::{decode_payload, decode_payload_into, encode_payload, verify_payload};
 pub use reader::{
     load, Checksum, KeyRef, LoadSummary, LoadedKey, RdbCollector, RdbReader, RdbSink, SinkError, ValueKind,
 };

@@ -7,7 +7,7 @@ use super::crc::crc64;
 use super::error::{PayloadError, RdbError};
 use super::input::Input;
 use super::reader::{read_value, KeyRef, RdbCollector, RdbSink};
-use super::value::{KeyMeta, RdbValue};
+use super::value::{EncodeOptions, KeyMeta, RdbValue, ValueEncoder};
 use super::RDB_VERSION;
 
 const FOOTER_SIZE: usize = 10;
@@ -51,6 +51,12 @@ pub fn decode_payload_into<S: RdbSink>(payload: &[u8], key: &[u8], sink: &mut S)
     Ok(())
 }
 
+/// The DUMP payload of an owned value. For many values, or the node's own
+/// types, keep a [`ValueEncoder`] and use its `dump_*` methods instead.
+pub fn encode_payload(value: &RdbValue, options: &EncodeOptions) -> Result<Vec<u8>, RdbError> {
+    ValueEncoder::new(options.clone()).dump_value(value)
+}
+
 /// Verifies a payload and decodes its value into the owned model.
 pub fn decode_payload(payload: &[u8]) -> Result<RdbValue, PayloadError> {
     let mut collector = RdbCollector::new();
@@ -74,6 +80,13 @@ mod tests {
             decode_payload(payload).expect("decodes"),
             RdbValue::List(vec![b"1".to_vec(), b"a".to_vec(), b"300".to_vec()])
         );
+    }
+
+    #[test]
+    fn encoded_payloads_decode_to_the_same_value() {
+        let value = RdbValue::Hash(vec![(b"f".to_vec(), b"1".to_vec()), (b"g".to_vec(), vec![7; 100])]);
+        let payload = encode_payload(&value, &EncodeOptions::default()).expect("encodes");
+        assert_eq!(decode_payload(&payload).expect("decodes"), value);
     }
 
     #[test]

@@ -865,6 +865,21 @@ mod tests {
     }
 
     #[test]
+    fn second_precision_expiry_and_release_candidate_functions_are_read() {
+        let mut data = b"REDIS0010".to_vec();
+        // RDB_OPCODE_FUNCTION (7.0 rc1/rc2): name, engine, description flag, description, code.
+        data.extend_from_slice(b"\xf6\x03lib\x03LUA\x01\x04desc\x0areturn 1+1");
+        // RDB_OPCODE_EXPIRETIME: seconds, 32-bit little-endian.
+        data.push(types::OPCODE_EXPIRETIME);
+        data.extend_from_slice(&1_700_000_000i32.to_le_bytes());
+        data.extend_from_slice(b"\x00\x01k\x01v\xff");
+        data.extend_from_slice(&[0; 8]);
+        let collector = collect(&data).expect("loads");
+        assert_eq!(collector.functions, vec![b"#!LUA name=lib\nreturn 1+1".to_vec()]);
+        assert_eq!(collector.keys[0].meta.expire_at_ms, Some(1_700_000_000_000));
+    }
+
+    #[test]
     fn empty_collections_are_skipped_like_redis() {
         // LIST with length 0, then a quicklist whose only node is an empty listpack.
         let mut data = b"REDIS0009".to_vec();
