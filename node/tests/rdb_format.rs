@@ -844,7 +844,11 @@ fn throughput_of_save_and_load_against_redis() {
     let (file, bytes) = write_bench_file(file, KEYS, &random, true);
     file.sync_all().expect("sync");
     let seconds = started.elapsed().as_secs_f64();
-    println!("save to disk with fsync: {:.1} MB in {seconds:.2} s = {:.0} MB/s", bytes as f64 / 1e6, rate(bytes, seconds));
+    println!(
+        "save to disk with fsync: {:.1} MB in {seconds:.2} s = {:.0} MB/s",
+        bytes as f64 / 1e6,
+        rate(bytes, seconds)
+    );
 
     let started = Instant::now();
     let file = std::fs::File::open(&path).expect("open");
