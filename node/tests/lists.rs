@@ -871,3 +871,16 @@ fn a_push_from_a_served_brpoplpush_touches_watched_keys() {
     blocked.read_same();
     pair.same(&["EXEC"]);
 }
+
+#[test]
+fn swapdb_serves_a_client_blocked_on_a_key_it_brings_in() {
+    let mut pair = Pair::start();
+    pair.script(&[&["SELECT", "1"], &["RPUSH", "k", "hello"], &["SELECT", "0"]]);
+    let mut blocked = Peers::connect(&pair);
+    blocked.same(&["SELECT", "9"]);
+    blocked.send(&["BRPOP", "k", "5"]);
+    wait_for_blocked(&mut pair, 1);
+    pair.same(&["SWAPDB", "1", "9"]);
+    assert_eq!(blocked.read_same(), Resp::Array(vec![bulk("k"), bulk("hello")]));
+    pair.script(&[&["SELECT", "9"], &["EXISTS", "k"]]);
+}

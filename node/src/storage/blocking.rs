@@ -93,6 +93,11 @@ impl BlockingRegistry {
         std::mem::take(&mut self.ready)
     }
 
+    /// Keys of database `db` that clients are blocked on.
+    pub fn blocked_keys_of(&self, db: usize) -> Vec<Key> {
+        self.by_key.keys().filter(|(key_db, _)| *key_db == db).map(|(_, key)| key.clone()).collect()
+    }
+
     /// Waiter ids on a key, oldest first.
     pub fn waiting_on(&self, db: usize, key: &Key) -> Vec<u64> {
         self.by_key.get(&(db, key.clone())).map(|queue| queue.iter().copied().collect()).unwrap_or_default()

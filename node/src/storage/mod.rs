@@ -313,6 +313,15 @@ impl Store {
         head[low].swap(&mut tail[0]);
         self.touch_all(Some(first));
         self.touch_all(Some(second));
+        // Clients blocked on a key that now exists in the swapped-in data get
+        // served, as Redis does after SWAPDB.
+        for db in [first, second] {
+            for key in self.blocking.blocked_keys_of(db) {
+                if self.dbs[db].get(&key).is_some() {
+                    self.blocking.signal_ready(db, &key);
+                }
+            }
+        }
     }
 
     pub fn total_keys(&self) -> usize {
