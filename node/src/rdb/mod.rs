@@ -21,17 +21,37 @@
 //!   [`decode_payload`] / [`decode_payload_into`] read them;
 //!   [`PayloadError::redis_reply`] gives Redis's error replies.
 //!
+//! ```
+//! use ferrocache_node::rdb::{EncodeOptions, KeyMeta, RdbCollector, RdbReader, RdbValue, RdbWriter};
+//!
+//! let mut writer = RdbWriter::new(Vec::new(), EncodeOptions::default())?;
+//! writer.write_standard_aux(1_700_000_000, 0)?;
+//! writer.select_db(0, 2, 1)?;
+//! let expiring = KeyMeta { expire_at_ms: Some(4_102_444_800_000), ..KeyMeta::default() };
+//! writer.write_string(b"greeting", &expiring, b"hello")?;
+//! writer.write_list(b"queue", &KeyMeta::default(), 2, [&b"a"[..], b"b"])?;
+//! let file = writer.finish()?;
+//!
+//! let mut collector = RdbCollector::new();
+//! let summary = RdbReader::with_len(&file[..], file.len() as u64)?.load(&mut collector)?;
+//! assert_eq!(summary.keys, 2);
+//! let queue = collector.get(0, b"queue").map(|key| &key.value);
+//! assert_eq!(queue, Some(&RdbValue::List(vec![b"a".to_vec(), b"b".to_vec()])));
+//! # Ok::<(), ferrocache_node::rdb::RdbError>(())
+//! ```
+//!
 //! # Layout
 //! - [`error`]: [`RdbError`] and [`PayloadError`].
 //! - `crc`: the CRC64 (Jones polynomial) Redis puts at the end of files and payloads.
 //! - `lzf`: LZF compression as Redis uses it for long strings.
 //! - `encoding`: lengths, integer-encoded strings, Redis's number formatting.
 //! - `listpack`, `ziplist`, `intset`, `zipmap`: the compact blobs inside values.
-//! - `output`: the buffered, checksummed byte sink of the writer.
+//! - `input`: the reader's buffered, checksummed byte source (bounded allocation).
+//! - `output`: the writer's buffered, checksummed byte sink.
 //! - [`value`]: [`ValueEncoder`] (value encodings), [`RdbValue`], [`KeyMeta`].
 //! - [`writer`]: [`RdbWriter`], a whole RDB file.
 //! - [`reader`]: [`RdbReader`] and the [`RdbSink`] trait.
-//! - [`payload`]: DUMP payload decoding.
+//! - [`payload`]: DUMP payload verification and decoding.
 
 mod crc;
 mod encoding;

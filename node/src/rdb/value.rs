@@ -470,12 +470,13 @@ impl ValueEncoder {
             if sorted.iter().any(|(_, score)| score.is_nan()) {
                 return Err(fail(nan()));
             }
+            // Redis orders by score (where -0 equals 0), then member bytes.
             sorted.sort_by(|(member_a, score_a), (member_b, score_b)| {
-                score_a.total_cmp(score_b).then_with(|| member_a.as_ref().cmp(member_b.as_ref()))
+                score_a
+                    .partial_cmp(score_b)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| member_a.as_ref().cmp(member_b.as_ref()))
             });
-            if sorted.windows(2).any(|pair| pair[0].0.as_ref() == pair[1].0.as_ref() && pair[0].1 == pair[1].1) {
-                return Err(fail(RdbError::invalid("sorted set has duplicate members")));
-            }
             self.listpack.clear();
             let mut text = Vec::with_capacity(32);
             for (member, score) in &sorted {
@@ -664,6 +665,17 @@ mod tests {
         assert_eq!(encoder.dump_zset(1, [(&long[..], 1.0)]).expect("encodes")[0], types::ZSET_2);
         assert!(encoder.dump_zset(1, [(&b"m"[..], f64::NAN)]).is_err());
         assert!(encoder.dump_zset(200, zset(129).chain([(&"nan".to_string(), f64::NAN)])).is_err());
+    }
+
+    #[test]
+    fn small_sorted_sets_are_ordered_by_score_then_member_with_signed_zeros_equal() {
+        let mut encoder = encoder();
+        let payload = encoder.dump_zset(3, [(&b"b"[..], -0.0), (b"a", 0.0), (b"c", -1.0)]).expect("encodes");
+        let decoded = crate::rdb::decode_payload(&payload).expect("decodes");
+        assert_eq!(
+            decoded,
+            RdbValue::SortedSet(vec![(b"c".to_vec(), -1.0), (b"a".to_vec(), 0.0), (b"b".to_vec(), 0.0)])
+        );
     }
 
     #[test]

@@ -14,6 +14,10 @@ use super::{types, REDIS_VERSION};
 
 /// Writes an RDB version 10 file to `W` (buffered internally; give it a
 /// plain `File` or pipe, not a `BufWriter`).
+///
+/// Set members, hash fields and sorted set members must be distinct, as in
+/// the node's own types: Redis refuses a file with duplicates, and checking
+/// here would cost a hash set per value.
 pub struct RdbWriter<W: Write> {
     out: CrcWriter<W>,
     encoder: ValueEncoder,
