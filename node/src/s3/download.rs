@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use super::error::{classify, Failure, Operation, S3Error, Target, TransientFailure};
+use super::error::{classify, error_chain, Failure, Operation, S3Error, Target, TransientFailure};
 use super::part_size::MIB;
 use super::retry::{attempt_timed_out, with_retries, Retrier, TaskHandle};
 use super::settings::S3Client;
@@ -291,7 +291,7 @@ impl RangeSource {
                         detail: format!(
                             "reading bytes {first}-{last} failed after {} bytes: {}",
                             buffer.len() as u64 + start - first,
-                            aws_smithy_types::error::display::DisplayErrorContext(&error)
+                            error_chain(&error)
                         ),
                         connect: false,
                     }))
@@ -327,12 +327,10 @@ pub async fn read_sidecar<M: DeserializeOwned>(
                     target.request(format!("the sidecar is larger than {MAX_SIDECAR_SIZE} bytes")),
                 ));
             }
-            let body = output.body.collect().await.map_err(|error| {
-                Failure::transient(format!(
-                    "reading the sidecar failed: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&error)
-                ))
-            })?;
+            let body =
+                output.body.collect().await.map_err(|error| {
+                    Failure::transient(format!("reading the sidecar failed: {}", error_chain(&error)))
+                })?;
             Ok(body.into_bytes())
         }
     })

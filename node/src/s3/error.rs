@@ -11,7 +11,6 @@ use std::io;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// A boxed error from outside the transport (the input stream, the metadata provider).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -296,10 +295,10 @@ where
             let message = context.err().message().map(str::to_owned);
             classify_service(status, code, message, target)
         }
-        SdkError::TimeoutError(_) => Failure::transient(format!("request timed out: {}", DisplayErrorContext(&error))),
-        SdkError::ResponseError(_) => Failure::transient(format!("invalid response: {}", DisplayErrorContext(&error))),
+        SdkError::TimeoutError(_) => Failure::transient(error_chain(&error)),
+        SdkError::ResponseError(_) => Failure::transient(error_chain(&error)),
         SdkError::DispatchFailure(failure) => {
-            let detail = DisplayErrorContext(&error).to_string();
+            let detail = error_chain(&error);
             if has_credentials_error(&error) {
                 return Failure::Permanent(S3Error::Credentials {
                     operation: target.operation,
@@ -315,7 +314,7 @@ where
             Failure::Transient(TransientFailure { detail, connect })
         }
         SdkError::ConstructionFailure(_) => {
-            let detail = DisplayErrorContext(&error).to_string();
+            let detail = error_chain(&error);
             if has_credentials_error(&error) {
                 Failure::Permanent(S3Error::Credentials {
                     operation: target.operation,
@@ -327,7 +326,7 @@ where
                 Failure::Permanent(target.request(detail))
             }
         }
-        _ => Failure::Permanent(target.request(DisplayErrorContext(&error).to_string())),
+        _ => Failure::Permanent(target.request(error_chain(&error))),
     }
 }
 
@@ -365,6 +364,20 @@ pub(crate) fn classify_service(status: u16, code: Option<String>, message: Optio
         code: code.unwrap_or_else(|| "Unknown".to_owned()),
         message: message.unwrap_or_default(),
     })
+}
+
+/// The messages of an error and its sources, joined by ": " (without repeats).
+pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut messages: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(error) = current {
+        let message = error.to_string();
+        if !message.is_empty() && !messages.last().is_some_and(|last| last.contains(&message)) {
+            messages.push(message);
+        }
+        current = error.source();
+    }
+    messages.join(": ")
 }
 
 /// Whether the source chain holds a failure to load credentials.

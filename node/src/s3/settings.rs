@@ -133,6 +133,10 @@ pub struct S3Settings {
     pub min_throughput: u64,
     /// How failed attempts are retried.
     pub retry: RetryPolicy,
+    /// Sign the SHA-256 of request bodies (SigV4). Without it bodies are sent as
+    /// `UNSIGNED-PAYLOAD` and protected only by their CRC32 checksum header (and TLS): less CPU
+    /// for the node and the store (uploads about 25% faster against a local Garage).
+    pub sign_payload: bool,
 }
 
 impl Default for S3Settings {
@@ -148,6 +152,7 @@ impl Default for S3Settings {
             operation_timeout: Duration::from_secs(120),
             min_throughput: 1024 * 1024,
             retry: RetryPolicy::default(),
+            sign_payload: true,
         }
     }
 }
@@ -167,6 +172,7 @@ pub(crate) struct ClientShared {
     pub operation_timeout: Duration,
     pub min_throughput: u64,
     pub retry: RetryPolicy,
+    pub sign_payload: bool,
 }
 
 impl S3Client {
@@ -215,6 +221,7 @@ impl S3Client {
                 operation_timeout: settings.operation_timeout,
                 min_throughput: settings.min_throughput.max(1),
                 retry: settings.retry.clone(),
+                sign_payload: settings.sign_payload,
             }),
         })
     }

@@ -139,7 +139,12 @@ where
                 for mut task in in_flight {
                     task.abort_and_wait().await;
                 }
-                upload.cleanup.run_now().await;
+                if matches!(error, S3Error::Unreachable { .. }) {
+                    // Retrying inline would only delay the error: clean up once the store is back.
+                    upload.cleanup.run_in_background();
+                } else {
+                    upload.cleanup.run_now().await;
+                }
                 Err(error)
             }
         }
@@ -417,7 +422,12 @@ async fn upload_part(
             .content_length(size as i64)
             .body(ByteStream::from(body.clone()));
         let target = &target;
-        async move { request.send().await.map_err(|error| classify(error, target)) }
+        let sign_payload = client.shared.sign_payload;
+        async move {
+            let request = request.customize();
+            let request = if sign_payload { request } else { request.disable_payload_signing() };
+            request.send().await.map_err(|error| classify(error, target))
+        }
     })
     .await?;
     tracing::debug!(size, duration_ms = started.elapsed().as_millis() as u64, "part uploaded");
@@ -441,7 +451,12 @@ async fn put_object(
             .content_type(content_type)
             .content_length(size as i64)
             .body(ByteStream::from(body.clone()));
-        async move { request.send().await.map_err(|error| classify(error, target)) }
+        let sign_payload = client.shared.sign_payload;
+        async move {
+            let request = request.customize();
+            let request = if sign_payload { request } else { request.disable_payload_signing() };
+            request.send().await.map_err(|error| classify(error, target))
+        }
     })
     .await?;
     Ok(output.e_tag)
@@ -488,6 +503,13 @@ impl Cleanup {
             upload_id: self.upload_id.take(),
             sidecar_key: self.sidecar_key.take(),
         })
+    }
+
+    /// Undoes the upload in a background task.
+    fn run_in_background(&mut self) {
+        if let Some(work) = self.take_work() {
+            work.spawn_retries();
+        }
     }
 
     /// Undoes the upload now (with the usual retries); what still fails is retried in the
