@@ -691,14 +691,24 @@ impl RdbSink for RdbCollector {
         Ok(())
     }
 
+    /// Refuses duplicate set members, hash fields and sorted set members,
+    /// as Redis refuses such a file or payload.
     fn end_value(&mut self, _key: &KeyRef<'_>) -> Result<(), SinkError> {
-        match self.current.take() {
-            Some(loaded) => {
-                self.keys.push(loaded);
-                Ok(())
-            }
-            None => Err("end of a value that was not started".into()),
+        let Some(loaded) = self.current.take() else {
+            return Err("end of a value that was not started".into());
+        };
+        let mut names: Vec<&[u8]> = match &loaded.value {
+            RdbValue::Set(members) => members.iter().map(Vec::as_slice).collect(),
+            RdbValue::Hash(entries) => entries.iter().map(|(field, _)| field.as_slice()).collect(),
+            RdbValue::SortedSet(entries) => entries.iter().map(|(member, _)| member.as_slice()).collect(),
+            RdbValue::String(_) | RdbValue::List(_) => Vec::new(),
+        };
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(format!("duplicate member or field {}", super::error::display_key(pair[0])).into());
         }
+        self.keys.push(loaded);
+        Ok(())
     }
 }
 
