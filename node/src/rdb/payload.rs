@@ -1,7 +1,7 @@
 //! DUMP/RESTORE payloads: `<type byte> <value encoding> <RDB version: u16
 //! LE> <CRC64 of everything before it: u64 LE>` (`createDumpPayload` and
 //! `verifyDumpPayload` in Redis's cluster.c). Encoding lives in
-//! [`ValueEncoder`](super::ValueEncoder)'s `dump_*` methods.
+//! [`ValueEncoder`]'s `dump_*` methods.
 
 use super::crc::crc64;
 use super::error::{PayloadError, RdbError};
