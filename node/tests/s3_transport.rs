@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferrocache_node::s3::{
     abort_incomplete_uploads, delete_object, download_stream, head_object, list_incomplete_uploads, list_objects,
-    read_sidecar, upload_stream, DownloadOptions, S3Client, S3Error, S3Settings, Sidecar, StaticCredentials,
+    read_sidecar, upload_stream, DownloadOptions, Operation, S3Client, S3Error, S3Settings, Sidecar, StaticCredentials,
     UploadOptions, UploadSummary,
 };
 use futures::{stream, Stream, StreamExt, TryStreamExt};
@@ -335,6 +335,50 @@ async fn a_stream_that_ends_without_its_metadata_is_aborted() {
     .await
     .expect_err("the upload must fail");
     assert!(matches!(error, S3Error::Metadata { .. }), "expected Metadata, got {error:?}");
+    assert_nothing_under(&client, &bucket, KEY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_completion_removes_the_sidecar() {
+    let garage = Garage::shared();
+    let client = garage.client().await;
+    let bucket = garage.bucket(&client, "failed-completion").await;
+    let data = random_bytes(11 * MIB, 21);
+
+    let (sender, receiver) = mpsc::channel(4);
+    let (metadata_sender, metadata_receiver) = oneshot::channel::<SnapshotMetadata>();
+    let upload = {
+        let (client, bucket) = (client.clone(), bucket.clone());
+        tokio::spawn(async move {
+            let options = options_with_parts_of(5 * MIB);
+            upload_stream(&client, &bucket, KEY, channel_stream(receiver), metadata_receiver, &options).await
+        })
+    };
+    for chunk in odd_chunks(&data, 22) {
+        sender.send(Ok(chunk)).await.expect("the uploader reads");
+    }
+    drop(sender);
+    wait_for_parts(&client, &bucket, 3).await;
+
+    // Someone else aborts the upload while it waits for its metadata: the completion fails after
+    // the sidecar was written.
+    let uploads = list_incomplete_uploads(&client, &bucket, "").await.expect("list uploads");
+    let [upload_in_progress] = uploads.as_slice() else { panic!("one upload expected: {uploads:?}") };
+    client
+        .sdk()
+        .abort_multipart_upload()
+        .bucket(&bucket)
+        .key(KEY)
+        .upload_id(&upload_in_progress.upload_id)
+        .send()
+        .await
+        .expect("abort from outside");
+    metadata_sender.send(metadata_of(&data)).expect("the uploader waits for metadata");
+    let error = upload.await.expect("upload task").expect_err("the completion must fail");
+    assert!(
+        matches!(&error, S3Error::Service { operation: Operation::CompleteMultipartUpload, code, .. } if code == "NoSuchUpload"),
+        "{error:?}"
+    );
     assert_nothing_under(&client, &bucket, KEY).await;
 }
 

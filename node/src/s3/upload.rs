@@ -218,16 +218,18 @@ impl Upload {
             }
         }
 
+        // The last part goes out while the metadata is awaited.
+        let multipart = self.cleanup.upload_id.is_some();
+        if multipart && !buffer.is_empty() {
+            self.send_part(buffer.split().freeze()).await?;
+        }
         let metadata = metadata.await.map_err(|error| S3Error::Metadata {
             bucket: self.bucket.clone(),
             key: self.key.clone(),
             source: error.into(),
         })?;
-        if self.cleanup.upload_id.is_none() {
+        if !multipart {
             return self.put_single(buffer.freeze(), &metadata).await;
-        }
-        if !buffer.is_empty() {
-            self.send_part(buffer.split().freeze()).await?;
         }
         let parts = self.next_part - 1;
         let sidecar = self.sidecar_body(parts, &metadata)?;
