@@ -6,6 +6,7 @@
 //! writes its reply through `ctx.reply`. Errors are returned, and turned into
 //! RESP error lines in one place ([`error::CmdError`]).
 
+pub mod bitops;
 pub mod error;
 pub mod hash;
 pub mod keys;
@@ -109,6 +110,7 @@ impl Command {
 fn all_commands() -> impl Iterator<Item = &'static Command> {
     [
         string::COMMANDS,
+        bitops::COMMANDS,
         keys::COMMANDS,
         list::COMMANDS,
         hash::COMMANDS,
