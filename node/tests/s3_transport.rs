@@ -339,6 +339,49 @@ async fn a_stream_that_ends_without_its_metadata_is_aborted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_replaced_during_a_download_is_detected() {
+    let garage = Garage::shared();
+    let client = garage.client().await;
+    let bucket = garage.bucket(&client, "replaced").await;
+    let first = random_bytes(4 * MIB, 23);
+    let second = random_bytes(4 * MIB, 24);
+    upload_stream(
+        &client,
+        &bucket,
+        KEY,
+        ok_stream(vec![first.clone()]),
+        ready_metadata(&first),
+        &UploadOptions::default(),
+    )
+    .await
+    .expect("upload the first version");
+
+    // One range in flight: the second range is requested only after the first is taken.
+    let options = DownloadOptions { concurrency: 1, range_size: MIB as u64 };
+    let mut download = download_stream(&client, &bucket, KEY, &options).await.expect("download");
+    let chunk = download.try_next().await.expect("first range").expect("a chunk");
+    assert_eq!(chunk, first.slice(..MIB));
+    upload_stream(
+        &client,
+        &bucket,
+        KEY,
+        ok_stream(vec![second.clone()]),
+        ready_metadata(&second),
+        &UploadOptions::default(),
+    )
+    .await
+    .expect("replace the object");
+    let mut error = None;
+    while let Some(result) = download.next().await {
+        if let Err(failure) = result {
+            error = Some(failure);
+        }
+    }
+    let error = error.expect("mixing two versions of the object must fail");
+    assert!(matches!(error, S3Error::ObjectChanged { .. }), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_completion_removes_the_sidecar() {
     let garage = Garage::shared();
     let client = garage.client().await;
@@ -722,6 +765,18 @@ async fn the_client_falls_back_to_aws_environment_variables_and_files() {
         "from-files.rdb",
     );
 
+    // Nothing configured: a clear error, at once (the EC2 metadata service is not asked).
+    run_child_with_env(
+        &[
+            ("AWS_ENDPOINT_URL", &garage.endpoint),
+            ("AWS_REGION", &garage.region),
+            ("FERROCACHE_S3_CHILD_EXPECT", "MissingCredentials"),
+        ],
+        &bucket,
+        "no-credentials.rdb",
+    );
+    assert!(matches!(head_object(&client, &bucket, "no-credentials.rdb").await, Err(S3Error::NoSuchKey { .. })));
+
     for key in ["from-env.rdb", "from-default-region.rdb", "from-files.rdb"] {
         assert_eq!(head_object(&client, &bucket, key).await.expect("uploaded by the child").size, 6 * MIB as u64 + 3);
     }
@@ -736,6 +791,24 @@ async fn child_uploads_with_settings_from_the_environment() {
     };
     let client = S3Client::connect(&S3Settings::default()).await.expect("client from the environment");
     let data = random_bytes(6 * MIB + 3, 18);
+    if std::env::var("FERROCACHE_S3_CHILD_EXPECT").as_deref() == Ok("MissingCredentials") {
+        let started = Instant::now();
+        let error = upload_stream(
+            &client,
+            &bucket,
+            &key,
+            ok_stream(vec![data.clone()]),
+            ready_metadata(&data),
+            &options_with_parts_of(5 * MIB),
+        )
+        .await
+        .expect_err("no credentials anywhere");
+        eprintln!("without credentials: {error}");
+        assert_eq!(error.reason(), "MissingCredentials", "{error:?}");
+        assert!(error.to_string().contains("no usable credentials"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        return;
+    }
     upload_stream(
         &client,
         &bucket,
