@@ -117,6 +117,13 @@ pub struct Config {
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u32,
     pub preload: Option<String>,
+    /// S3 endpoint for snapshot uploads and preloads (empty: the AWS default
+    /// or `AWS_ENDPOINT_URL`).
+    pub s3_endpoint: String,
+    /// S3 region (empty: `AWS_REGION`).
+    pub s3_region: String,
+    /// Path-style addressing, which most S3-compatible stores need.
+    pub s3_force_path_style: bool,
     /// Encoding thresholds kept for compatibility (CONFIG GET/SET by tools
     /// and the Redis test suite); they steer OBJECT ENCODING answers.
     pub hash_max_listpack_entries: u64,
@@ -173,6 +180,9 @@ impl Default for Config {
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             preload: None,
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_force_path_style: true,
             hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
@@ -457,6 +467,9 @@ pub static PARAMS: &[Param] = &[
         },
         mutable: false,
     },
+    string_param!("s3-endpoint", s3_endpoint, true),
+    string_param!("s3-region", s3_region, true),
+    bool_param!("s3-force-path-style", s3_force_path_style),
     int_param!("hash-max-listpack-entries", &["hash-max-ziplist-entries"], hash_max_listpack_entries, u64, 0, i64::MAX),
     int_param!("hash-max-listpack-value", &["hash-max-ziplist-value"], hash_max_listpack_value, u64, 0, i64::MAX),
     int_param!("set-max-intset-entries", &[], set_max_intset_entries, u64, 0, i64::MAX),

@@ -89,13 +89,22 @@ async fn run(config: Config, config_file: String) -> i32 {
     };
     let port = config.port;
     let snapshot_path = config.dir.join(&config.dbfilename);
+    let preload = config.preload.clone();
+    let s3_settings = snapshot::remote::settings_from_config(&config);
     let store = storage::shared(Store::new(config));
     let state = Arc::new(ServerState::new(store, port, config_file));
     // Clients may connect at once; data commands answer -LOADING until the
     // snapshot on disk is loaded, and a bad snapshot stops the node.
     state.loading.store(true, Ordering::Release);
     let load_state = Arc::clone(&state);
-    tokio::task::spawn_blocking(move || load_at_start(&load_state, &snapshot_path));
+    match preload {
+        Some(uri) => {
+            tokio::spawn(preload_from_s3(load_state, uri, s3_settings));
+        }
+        None => {
+            tokio::task::spawn_blocking(move || load_at_start(&load_state, &snapshot_path));
+        }
+    }
     tokio::spawn(save_points(Arc::clone(&state)));
     info!(port, version = env!("CARGO_PKG_VERSION"), "ready to accept connections");
     let shutdown_state = Arc::clone(&state);
@@ -134,6 +143,35 @@ fn load_at_start(state: &ServerState, path: &std::path::Path) {
             eprintln!("ferrocache-node: refusing to serve: {error}");
             std::process::exit(1);
         }
+    }
+}
+
+/// Preloads the snapshot object `uri` from S3 before serving; exits the
+/// process, saying exactly what is wrong, if it cannot (missing object or
+/// bucket, wrong credentials, unreachable endpoint, truncated or corrupt
+/// data), so no partial data is ever served.
+async fn preload_from_s3(state: Arc<ServerState>, uri: String, settings: ferrocache_node::s3::S3Settings) {
+    let refuse = |message: String| -> ! {
+        error!(error = %message, "refusing to serve: the preload failed");
+        eprintln!("ferrocache-node: refusing to serve: {message}");
+        std::process::exit(1);
+    };
+    let parsed: ferrocache_node::s3::S3Uri = match uri.parse() {
+        Ok(parsed) => parsed,
+        Err(error) => refuse(format!("--preload {uri}: {error}")),
+    };
+    let client = match ferrocache_node::s3::S3Client::connect(&settings).await {
+        Ok(client) => client,
+        Err(error) => refuse(error.to_string()),
+    };
+    info!(uri = %uri, "preloading snapshot");
+    match snapshot::remote::preload(Arc::clone(&state.store), client, parsed).await {
+        Ok(report) => {
+            info!(uri = %uri, keys = report.keys_loaded, bytes = report.bytes, "preload complete, serving");
+            *state.last_load.lock() = Some(report);
+            state.loading.store(false, Ordering::Release);
+        }
+        Err(error) => refuse(error.to_string()),
     }
 }
 

@@ -57,6 +57,8 @@ pub struct ServerState {
     pub loading: AtomicBool,
     /// What the last load did, for INFO.
     pub last_load: parking_lot::Mutex<Option<crate::snapshot::load::LoadReport>>,
+    /// Backups requested with BACKUP START.
+    pub backups: crate::cmd::backup::SharedJobs,
 }
 
 impl ServerState {
@@ -80,6 +82,7 @@ impl ServerState {
             snapshots: Arc::new(SnapshotState::new()),
             loading: AtomicBool::new(false),
             last_load: parking_lot::Mutex::new(None),
+            backups: Arc::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! writes its reply through `ctx.reply`. Errors are returned, and turned into
 //! RESP error lines in one place ([`error::CmdError`]).
 
+pub mod backup;
 pub mod bitops;
 pub mod error;
 pub mod hash;
@@ -118,6 +119,7 @@ fn all_commands() -> impl Iterator<Item = &'static Command> {
         zset::COMMANDS,
         server::COMMANDS,
         persistence::COMMANDS,
+        backup::COMMANDS,
         transaction::COMMANDS,
     ]
     .into_iter()

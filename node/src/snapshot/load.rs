@@ -58,6 +58,8 @@ pub struct LoadReport {
     pub keys_expired: u64,
     pub bytes: u64,
     pub duration: Duration,
+    /// The CRC64 the file carried and that was verified, if it had one.
+    pub crc64: Option<u64>,
 }
 
 /// Collects the elements of the value being decoded in one arena, then
@@ -298,6 +300,10 @@ pub fn load_stream<R: Read + Send>(
             keys_expired: expired,
             bytes: summary.bytes,
             duration: started.elapsed(),
+            crc64: match summary.checksum {
+                crate::rdb::Checksum::Verified(crc) => Some(crc),
+                _ => None,
+            },
         }),
     };
     match &result {

@@ -20,6 +20,7 @@ pub mod encode;
 pub mod fork;
 pub mod load;
 pub mod method;
+pub mod remote;
 pub mod sink;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,7 +32,7 @@ use tracing::{error, info, info_span, warn};
 
 use crate::storage::{SharedStore, Store};
 use method::{Decision, Method};
-pub use sink::{Sink, SinkError};
+pub use sink::{CommitInfo, Sink, SinkError};
 
 /// Chunks in flight between producer and a channel sink (each up to ~1 MiB).
 pub const CHANNEL_CHUNKS: usize = 8;
@@ -303,7 +304,11 @@ fn start_fork(
         }
         let (bytes, crc64, sink_result) = match streamed {
             Ok((bytes, crc64, sink)) => match child_result {
-                Ok(()) => (bytes, crc64, sink.commit().map(|_| ()).map_err(|error| error.to_string())),
+                Ok(()) => {
+                    let keys = counter.get().load(Ordering::Acquire);
+                    let info = sink::CommitInfo::new(crc64, bytes, keys, Method::Fork.name());
+                    (bytes, crc64, sink.commit(info).map(|_| ()).map_err(|error| error.to_string()))
+                }
                 Err(error) => {
                     sink.abort();
                     (bytes, crc64, Err(error.to_string()))
@@ -492,7 +497,8 @@ fn walk(shared: &SharedStore, buffer: &encode::ChunkBuffer, mut sink: Sink) -> W
                 return (total, 0, 0, 0, Err("the snapshot was cancelled".into()));
             }
             WalkStep::Done { keys, peak, finished: Ok(()) } => {
-                return match sink.commit() {
+                let info = sink::CommitInfo::new(tail.crc64(), total, keys, Method::Forkless.name());
+                return match sink.commit(info) {
                     Ok(_) => (total, tail.crc64(), keys, peak, Ok(())),
                     Err(error) => (total, tail.crc64(), keys, peak, Err(error.to_string())),
                 };
@@ -557,7 +563,7 @@ pub fn save_foreground(store: &Store, mut sink: Sink) -> Result<SnapshotReport, 
             return Err(error);
         }
     };
-    sink.commit().map_err(|error| error.to_string())?;
+    sink.commit(sink::CommitInfo::new(crc64, bytes, keys, "save")).map_err(|error| error.to_string())?;
     Ok(SnapshotReport {
         method: Method::Forkless,
         reason: "SAVE runs in the foreground".into(),

@@ -60,10 +60,31 @@ pub enum Sink {
     Channel(ChannelSink),
 }
 
+/// What a snapshot records with its data when it commits: the checksum,
+/// size and key count the S3 sidecar carries.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitInfo {
+    /// CRC64 (Jones) of the RDB, as its trailer holds it, in hex.
+    pub crc64: String,
+    pub bytes: u64,
+    pub keys: u64,
+    pub method: String,
+    pub format: String,
+}
+
+impl CommitInfo {
+    pub fn new(crc64: u64, bytes: u64, keys: u64, method: &str) -> Self {
+        CommitInfo { crc64: format!("{crc64:016x}"), bytes, keys, method: method.into(), format: "rdb-v10".into() }
+    }
+}
+
 /// Hands chunks to a consumer task and learns its verdict at the end.
 pub struct ChannelSink {
     pub description: String,
     pub chunks: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    /// Receives the commit metadata before the consumer finishes.
+    pub commit_info: Option<tokio::sync::oneshot::Sender<CommitInfo>>,
     /// Resolves with the consumer's outcome after the sender is dropped
     /// (commit) or with an error after `abort` is signalled.
     pub outcome: std::sync::mpsc::Receiver<Result<(), String>>,
@@ -121,8 +142,9 @@ impl Sink {
         }
     }
 
-    /// Makes the image durable under its final name.
-    pub fn commit(self) -> Result<SinkSummary, SinkError> {
+    /// Makes the image durable under its final name, recording `info`
+    /// with it where the destination keeps metadata.
+    pub fn commit(self, info: CommitInfo) -> Result<SinkSummary, SinkError> {
         match self {
             Sink::File(mut sink) => {
                 let file = sink.file.take();
@@ -146,6 +168,9 @@ impl Sink {
                 Ok(SinkSummary { bytes })
             }
             Sink::Channel(mut sink) => {
+                if let Some(sender) = sink.commit_info.take() {
+                    let _ = sender.send(info);
+                }
                 drop(sink.chunks.take());
                 match sink.outcome.recv() {
                     Ok(Ok(())) => Ok(SinkSummary::default()),
@@ -166,6 +191,7 @@ impl Sink {
             }
             Sink::Channel(mut sink) => {
                 sink.abort.store(true, Ordering::Release);
+                drop(sink.commit_info.take());
                 drop(sink.chunks.take());
                 let _ = sink.outcome.recv();
             }

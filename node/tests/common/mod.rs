@@ -218,11 +218,17 @@ pub fn start_node(extra: &[&str]) -> ServerProcess {
 
 /// Starts the node with `--dir` set to the given directory.
 pub fn start_node_in(dir: tempfile::TempDir, extra: &[&str]) -> ServerProcess {
+    start_node_with_env(dir, extra, &[])
+}
+
+/// Starts the node with extra environment variables (S3 credentials).
+pub fn start_node_with_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
     let port = free_port();
     let mut child = Command::new(node_binary())
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
         .arg(dir.path())
         .args(extra)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
