@@ -336,7 +336,7 @@ pub fn serve_blocked_clients(store: &mut Store, server: &ServerState) {
 }
 
 /// Type-checked access helpers shared by the type modules.
-pub fn expect_type<'a>(entry: &'a Entry, check: fn(&Value) -> bool) -> Result<&'a Entry, CmdError> {
+pub fn expect_type(entry: &Entry, check: fn(&Value) -> bool) -> Result<&Entry, CmdError> {
     if check(&entry.value) {
         Ok(entry)
     } else {

@@ -393,7 +393,7 @@ fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             ctx.reply.bulk(value.as_bytes());
         }
         Ok(())
-    } else if is(sub, "set") && args.len() >= 4 && args.len() % 2 == 0 {
+    } else if is(sub, "set") && args.len() >= 4 && args.len().is_multiple_of(2) {
         let mut updated = ctx.store.config.clone();
         for pair in args[2..].chunks(2) {
             let name = String::from_utf8_lossy(pair[0]).into_owned();

@@ -269,7 +269,7 @@ fn mget(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 fn mset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("mset".into()));
     }
     let db = ctx.client.db;
@@ -282,7 +282,7 @@ fn mset(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 fn msetnx(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("msetnx".into()));
     }
     let db = ctx.client.db;
@@ -487,6 +487,9 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// One matching range of LCS IDX: the range in each string and its length.
+type LcsMatch = ((usize, usize), (usize, usize), usize);
+
 fn lcs(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut want_len = false;
     let mut want_idx = false;
@@ -540,7 +543,7 @@ fn lcs(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     // Walk back to build the string and the matching ranges.
     let mut result = vec![0u8; total];
-    let mut matches: Vec<((usize, usize), (usize, usize), usize)> = Vec::new();
+    let mut matches: Vec<LcsMatch> = Vec::new();
     let (mut i, mut j, mut k) = (a.len(), b.len(), total);
     let mut current: Option<((usize, usize), (usize, usize))> = None;
     while i > 0 && j > 0 {

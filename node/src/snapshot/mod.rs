@@ -137,6 +137,9 @@ impl SnapshotState {
     }
 }
 
+/// Called with the report when a background snapshot ends.
+pub type OnDone = Box<dyn FnOnce(&SnapshotReport) + Send>;
+
 /// Why a snapshot could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -165,7 +168,7 @@ pub fn start_background(
     store: &mut Store,
     sink: Sink,
     forced: Option<Method>,
-    on_done: Option<Box<dyn FnOnce(&SnapshotReport) + Send>>,
+    on_done: Option<OnDone>,
 ) -> Result<Decision, StartError> {
     let decision = match forced {
         Some(method) => Decision { method, reason: format!("method {} requested", method.name()) },
@@ -257,7 +260,7 @@ fn start_fork(
     decision: &Decision,
     started_unix_ms: i64,
     dirty_at_start: u64,
-    on_done: Option<Box<dyn FnOnce(&SnapshotReport) + Send>>,
+    on_done: Option<OnDone>,
 ) -> Result<(), StartError> {
     let counter = SharedCounter::new().ok_or_else(|| StartError::Encode("cannot map the key counter page".into()))?;
     let counter_pointer = counter.pointer as usize;
@@ -392,7 +395,7 @@ fn start_forkless(
     decision: &Decision,
     started_unix_ms: i64,
     dirty_at_start: u64,
-    on_done: Option<Box<dyn FnOnce(&SnapshotReport) + Send>>,
+    on_done: Option<OnDone>,
 ) -> Result<(), StartError> {
     let encoder = encode::StreamEncoder::new(&store.config, store.now_ms)
         .map_err(|error| StartError::Encode(error.to_string()))?;
@@ -521,7 +524,7 @@ fn finish(
     store: &SharedStore,
     mut report: SnapshotReport,
     dirty_at_start: u64,
-    on_done: Option<Box<dyn FnOnce(&SnapshotReport) + Send>>,
+    on_done: Option<OnDone>,
 ) {
     if let Some(running) = state.status().running {
         report.destination = running.destination;

@@ -26,7 +26,7 @@ pub fn lfu_decayed_counter(stamp: u32, now_minutes: u32, config: &Config) -> u32
     let last = stamp >> 8;
     let counter = stamp & 0xFF;
     let elapsed = if now_minutes >= last { now_minutes - last } else { 65535 - last + now_minutes };
-    let periods = if config.lfu_decay_time == 0 { 0 } else { elapsed / config.lfu_decay_time };
+    let periods = elapsed.checked_div(config.lfu_decay_time).unwrap_or(0);
     counter.saturating_sub(periods)
 }
 
