@@ -374,6 +374,80 @@ def bench_snapshots(quick: bool) -> list[Row]:
     return rows
 
 
+def start_garage(scratch: str) -> dict[str, str]:
+    """Starts a single-node Garage with the project's script; returns its exports."""
+    directory = Path(scratch) / "garage"
+    output = subprocess.run([str(ROOT / "scripts/testbed/garage-start.sh"), str(directory)], capture_output=True,
+                            text=True, check=True).stdout
+    exports = {}
+    for line in output.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, value = line[len("export "):].split("=", 1)
+            exports[name] = value.strip("'\"")
+    return exports
+
+
+def bench_s3(quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    keys = 300_000 if quick else 3_000_000
+    value = b"x" * 100
+    with tempfile.TemporaryDirectory(prefix="bench-s3-") as scratch:
+        exports = start_garage(scratch)
+        try:
+            protocol = Path(scratch) / "load.resp"
+            write_protocol(protocol, (["SET", f"key:{index:012d}", value] for index in range(keys)))
+            env_backup = dict(os.environ)
+            os.environ.update({name: exports[name] for name in
+                               ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL")})
+            bucket = exports["FERROCACHE_TEST_BUCKET"]
+            try:
+                node = Server("node", ["--snapshot-method", "forkless"])
+                try:
+                    load_keys(node, protocol, keys)
+                    local_seconds, _, _ = timed_bgsave(node)
+                    started = time.perf_counter()
+                    node.cli("BACKUP", "START", "bench", f"s3://{bucket}/bench.rdb")
+                    wait_until(lambda: "succeeded" in node.cli("BACKUP", "STATUS", "bench")
+                               or "failed" in node.cli("BACKUP", "STATUS", "bench"), 600, 0.01)
+                    s3_seconds = time.perf_counter() - started
+                    if "failed" in node.cli("BACKUP", "STATUS", "bench"):
+                        raise RuntimeError(node.cli("BACKUP", "STATUS", "bench"))
+                    shutil.copy(Path(node.dir) / "dump.rdb", Path(scratch) / "node.rdb")
+                finally:
+                    node.stop()
+                started = time.perf_counter()
+                preloaded = Server("node", ["--preload", f"s3://{bucket}/bench.rdb"])
+                try:
+                    wait_until(lambda: preloaded.info("persistence").get("loading") == "0", 600, 0.002)
+                    preload_seconds = time.perf_counter() - started
+                finally:
+                    preloaded.stop()
+            finally:
+                os.environ.clear()
+                os.environ.update(env_backup)
+            directory = tempfile.mkdtemp(prefix="bench-s3-redis-")
+            shutil.copy(Path(scratch) / "node.rdb", Path(directory) / "dump.rdb")
+            started = time.perf_counter()
+            redis = Server("redis", ["--dir", directory, "--dbfilename", "dump.rdb"])
+            try:
+                wait_until(lambda: redis.info("persistence").get("loading") == "0", 600, 0.002)
+                redis_load_seconds = time.perf_counter() - started
+            finally:
+                redis.stop()
+                shutil.rmtree(directory, ignore_errors=True)
+        finally:
+            subprocess.run([str(ROOT / "scripts/testbed/garage-stop.sh"), str(Path(scratch) / "garage")],
+                           capture_output=True, check=False)
+    print(f"  local {local_seconds:.2f}s  to Garage {s3_seconds:.2f}s  preload {preload_seconds:.2f}s  "
+          f"redis local load {redis_load_seconds:.2f}s", file=sys.stderr)
+    label = f"{keys:,} x 100 B"
+    rows.append(Row("s3", f"{label}: snapshot seconds, to Garage (node) vs to local disk (node)", local_seconds,
+                    s3_seconds, "s", 1.3, higher_is_better=False, notes="peer column: the node's own local save"))
+    rows.append(Row("s3", f"{label}: preload from Garage (node) vs Redis loading from local disk", redis_load_seconds,
+                    preload_seconds, "s", 0.7, higher_is_better=False))
+    return rows
+
+
 def format_table(rows: list[Row]) -> str:
     lines = [
         "| section | metric | Redis 7 | ferrocache | ratio (node/Redis) | target | met | notes |",
@@ -390,7 +464,7 @@ def format_table(rows: list[Row]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
-    parser.add_argument("--only", default="throughput,memory,snapshot", help="comma-separated sections to run")
+    parser.add_argument("--only", default="throughput,memory,snapshot,s3", help="comma-separated sections to run")
     parser.add_argument("--markdown", help="also write the table into this markdown file")
     options = parser.parse_args()
     if not NODE_BINARY.exists():
@@ -406,6 +480,9 @@ def main() -> int:
     if "memory" in sections:
         print("memory (RSS growth after loading):", file=sys.stderr)
         rows += bench_memory(options.quick)
+    if "s3" in sections:
+        print("snapshots to S3 (Garage) and preload:", file=sys.stderr)
+        rows += bench_s3(options.quick)
     if "snapshot" in sections:
         print("snapshots (BGSAVE, write load during a save, load at start):", file=sys.stderr)
         rows += bench_snapshots(options.quick)
