@@ -1,7 +1,7 @@
 //! Errors of the S3 transport, classified so the node can say exactly what is wrong.
 //!
 //! Every variant names the operation and the object (`s3://bucket/key`) it concerns. Errors of
-//! the AWS SDK are mapped in one place, [`classify`], from the service error code and the raw
+//! the AWS SDK are mapped in one place, `classify`, from the service error code and the raw
 //! HTTP status (S3-compatible stores such as Garage answer like AWS does), or from the kind of
 //! connection failure.
 

@@ -41,6 +41,10 @@
 //! complete (or whose cleanup could not reach the store) and is ignored. [`delete_object`]
 //! deletes the object before its sidecar to keep this rule.
 //!
+//! Give every upload a key of its own (for snapshots: a timestamp or sequence number in the key).
+//! Uploading again to an existing key replaces the sidecar before the object, and a failed
+//! replacement deletes the sidecar of the object that stays.
+//!
 //! # Example
 //!
 //! ```no_run

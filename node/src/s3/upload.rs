@@ -88,6 +88,10 @@ impl UploadSummary {
 ///   multipart upload is aborted and the sidecar deleted before the error is returned, so nothing
 ///   appears under `key`. If the returned future is dropped before it completes, the same cleanup
 ///   runs in a background task.
+///
+/// A `tokio::sync::mpsc::Receiver<Result<Bytes, E>>` fed by the producer becomes such a stream
+/// with `futures::stream::poll_fn(move |context| receiver.poll_recv(context))`, and a
+/// `tokio::sync::oneshot::Receiver<M>` is a valid `metadata`.
 pub async fn upload_stream<S, E, F, M, ME>(
     client: &S3Client,
     bucket: &str,
