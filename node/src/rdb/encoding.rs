@@ -46,36 +46,7 @@ pub(crate) fn encode_len(len: u64, buffer: &mut [u8; 9]) -> usize {
 /// within `i64`. Only such strings may be stored as integers, because Redis
 /// turns the integer back into text on load and must get the same bytes.
 pub(crate) fn string_to_i64(bytes: &[u8]) -> Option<i64> {
-    if bytes.is_empty() || bytes.len() > 20 {
-        return None;
-    }
-    if bytes == b"0" {
-        return Some(0);
-    }
-    let (negative, digits) = match bytes[0] {
-        b'-' => (true, &bytes[1..]),
-        _ => (false, bytes),
-    };
-    match digits.first() {
-        Some(b'1'..=b'9') => {}
-        _ => return None,
-    }
-    let mut value: u64 = 0;
-    for &digit in digits {
-        if !digit.is_ascii_digit() {
-            return None;
-        }
-        value = value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
-    }
-    if negative {
-        if value > (i64::MAX as u64) + 1 {
-            None
-        } else {
-            Some((value as i64).wrapping_neg())
-        }
-    } else {
-        i64::try_from(value).ok()
-    }
+    crate::util::parse_i64(bytes)
 }
 
 /// The integer encoding `rdbEncodeInteger` gives `value`, if it fits in 32
