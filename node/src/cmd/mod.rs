@@ -28,7 +28,7 @@ pub use error::{CmdError, CmdResult};
 use crate::client::{BlockRequest, Client};
 use crate::protocol::Reply;
 use crate::server::ServerState;
-use crate::storage::{Entry, Store, Value};
+use crate::storage::{Entry, Store};
 
 /// Command flags, as COMMAND reports them.
 pub mod flags {
@@ -332,14 +332,5 @@ pub fn serve_blocked_clients(store: &mut Store, server: &ServerState) {
                 }
             }
         }
-    }
-}
-
-/// Type-checked access helpers shared by the type modules.
-pub fn expect_type(entry: &Entry, check: fn(&Value) -> bool) -> Result<&Entry, CmdError> {
-    if check(&entry.value) {
-        Ok(entry)
-    } else {
-        Err(CmdError::WrongType)
     }
 }

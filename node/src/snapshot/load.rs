@@ -19,7 +19,7 @@ use crate::storage::hash::{Hash, HashLimits};
 use crate::storage::list::List;
 use crate::storage::set::Set;
 use crate::storage::zset::{Limits as SortedSetLimits, SortedSet};
-use crate::storage::{Key, SharedStore, Store, Value, NO_EXPIRE};
+use crate::storage::{Key, SharedStore, Value, NO_EXPIRE};
 
 /// Keys handed from the decoder to the inserter at once.
 const BATCH_KEYS: usize = 2048;
@@ -190,11 +190,6 @@ impl<'a> EntrySink<'a> {
         let batch = std::mem::take(&mut self.batch);
         (self.deliver)(batch)
     }
-
-    /// Takes a single decoded value (RESTORE).
-    pub fn take_single(&mut self) -> Option<LoadedEntry> {
-        self.batch.pop()
-    }
 }
 
 impl RdbSink for EntrySink<'_> {
@@ -347,11 +342,4 @@ pub fn decode_restore_payload(config: &Config, key: &[u8], payload: &[u8]) -> Re
         .pop()
         .map(|entry| entry.value)
         .ok_or_else(|| crate::rdb::PayloadError::BadData(RdbError::invalid("the payload holds no value")))
-}
-
-/// Inserts entries straight into a store (tests and tools).
-pub fn insert_all(store: &mut Store, entries: Vec<LoadedEntry>) {
-    for entry in entries {
-        store.insert(entry.db, &entry.key, entry.value, entry.expire_at);
-    }
 }

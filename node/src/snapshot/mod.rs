@@ -27,8 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use tracing::{error, info, info_span, warn};
+use tracing::{error, info, info_span};
 
 use crate::storage::{SharedStore, Store};
 use method::{Decision, Method};
@@ -586,11 +585,3 @@ pub fn save_foreground(store: &Store, mut sink: Sink) -> Result<SnapshotReport, 
 pub fn writes_must_wait(store: &Store) -> bool {
     store.capture.as_ref().is_some_and(|capture| capture.pending_bytes() > FORKLESS_BACKLOG_LIMIT)
 }
-
-/// Logs a warning when a snapshot is refused because one is running.
-pub fn warn_busy(what: &str) {
-    warn!("{what} refused: a snapshot is already in progress");
-}
-
-/// Used by `mpsc`-based sinks.
-pub type ChunkSender = mpsc::Sender<Vec<u8>>;
