@@ -225,6 +225,10 @@ enum BatchEnd {
     Blocked { waiter_id: u64, request: BlockRequest, reply: oneshot::Receiver<Vec<u8>> },
     /// QUIT, SHUTDOWN or a protocol error: flush and close.
     Close,
+    /// A forkless snapshot has too much output waiting for its destination:
+    /// wait a moment before running more commands (writes wait rather than
+    /// memory grow).
+    Throttled,
 }
 
 impl Connection {
@@ -269,6 +273,10 @@ impl Connection {
                     need_read = true;
                 }
                 BatchEnd::More => need_read = false,
+                BatchEnd::Throttled => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    need_read = false;
+                }
                 BatchEnd::Close => {
                     socket.shutdown().await.ok();
                     return Ok(());
@@ -288,6 +296,9 @@ impl Connection {
     /// Executes the complete commands in the input buffer under one lock.
     fn run_batch(&mut self, state: &ServerState, client: &mut Client) -> BatchEnd {
         let mut store = state.store.lock();
+        if crate::snapshot::writes_must_wait(&store) {
+            return BatchEnd::Throttled;
+        }
         store.refresh_clock();
         self.parser.set_max_bulk_len(usize::try_from(store.config.proto_max_bulk_len).unwrap_or(usize::MAX));
         self.parser.set_unauthenticated(!client.authenticated);

@@ -186,7 +186,10 @@ fn a_missing_bucket_wrong_credentials_or_an_unreachable_endpoint_fail_fast_and_c
     unreachable_client.call(&["BACKUP", "START", "down", "s3://any/x.rdb"]);
     let failed = wait_for_backup(&mut unreachable_client, "down", Duration::from_secs(60));
     assert_eq!(failed["state"], "failed");
-    assert!(failed["error"].contains("unreachable"), "{failed:?}");
+    // A refused connection is "unreachable"; on a loaded machine the same
+    // outage can surface as attempts that time out ("still failing").
+    assert!(failed["error"].contains("unreachable") || failed["error"].contains("still failing"), "{failed:?}");
+    assert!(failed["error"].contains("s3://any/"), "the error must name the destination: {failed:?}");
     assert!(started.elapsed() < Duration::from_secs(90));
     assert_eq!(client.call(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
 }
