@@ -185,24 +185,41 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn wait_until_ready(port: u16, child: &mut Child) {
+/// Waits until the server on `port` answers PING (or NOAUTH). Returns false
+/// if the process exited first (for example because another test took the
+/// port between `free_port` and the bind), so the caller can retry.
+fn wait_until_ready(port: u16, child: &mut Child) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("server on port {port} exited early: {status}");
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
         }
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-            let mut client = RawClient { reader: BufReader::new(stream.try_clone().expect("clone")), writer: stream };
-            client.send(&[b"PING"]);
-            let reply = client.read_reply();
-            if reply == Resp::Simple("PONG".into()) || matches!(&reply, Resp::Error(text) if text.starts_with("NOAUTH"))
-            {
-                return;
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut answer = [0u8; 64];
+            let ready = stream.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok()
+                && matches!(stream.read(&mut answer), Ok(read) if answer[..read].starts_with(b"+PONG") || answer[..read].starts_with(b"-NOAUTH"));
+            if ready {
+                return true;
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("server on port {port} did not become ready");
+}
+
+/// Spawns a server on a free port, retrying with another port if the
+/// process exits before it is ready (a port taken by a parallel test).
+fn spawn_ready(mut spawn: impl FnMut(u16) -> Child) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port);
+        if wait_until_ready(port, &mut child) {
+            return (child, port);
+        }
+        let _ = child.wait();
+    }
+    panic!("the server exited before becoming ready, five times");
 }
 
 /// Path of the node binary built by cargo for these tests.
@@ -223,18 +240,18 @@ pub fn start_node_in(dir: tempfile::TempDir, extra: &[&str]) -> ServerProcess {
 
 /// Starts the node with extra environment variables (S3 credentials).
 pub fn start_node_with_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-    let port = free_port();
-    let mut child = Command::new(node_binary())
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-        .arg(dir.path())
-        .args(extra)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ferrocache-node");
-    wait_until_ready(port, &mut child);
+    let (child, port) = spawn_ready(|port| {
+        Command::new(node_binary())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ferrocache-node")
+    });
     ServerProcess { child, port, dir }
 }
 
@@ -250,16 +267,16 @@ pub fn redis_server_binary() -> &'static str {
 /// Starts a real redis-server (no persistence) with extra arguments.
 pub fn start_redis(extra: &[&str]) -> ServerProcess {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut child = Command::new(redis_server_binary())
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
-        .arg(dir.path())
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server (apt-get install redis-server)");
-    wait_until_ready(port, &mut child);
+    let (child, port) = spawn_ready(|port| {
+        Command::new(redis_server_binary())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server (apt-get install redis-server)")
+    });
     ServerProcess { child, port, dir }
 }
 
