@@ -31,6 +31,7 @@ use tracing::{error, info, info_span};
 
 use crate::storage::{SharedStore, Store};
 use method::{Decision, Method};
+use sink::Trailer;
 pub use sink::{CommitInfo, Sink, SinkError};
 
 /// Chunks in flight between producer and a channel sink (each up to ~1 MiB).
@@ -367,24 +368,6 @@ fn stream_pipe(mut pipe: std::fs::File, mut sink: Sink) -> Result<(u64, u64, Sin
         }
     }
     Ok((total, tail.crc64(), sink))
-}
-
-/// Remembers the last 8 bytes of a stream: an RDB's CRC64 trailer.
-#[derive(Default)]
-struct Trailer {
-    last: Vec<u8>,
-}
-
-impl Trailer {
-    fn observe(&mut self, chunk: &[u8]) {
-        self.last.extend_from_slice(&chunk[chunk.len().saturating_sub(8)..]);
-        let excess = self.last.len().saturating_sub(8);
-        self.last.drain(..excess);
-    }
-
-    fn crc64(&self) -> u64 {
-        <[u8; 8]>::try_from(self.last.as_slice()).map(u64::from_le_bytes).unwrap_or(0)
-    }
 }
 
 fn start_forkless(

@@ -208,23 +208,41 @@ impl Drop for FileSink {
     }
 }
 
+/// Remembers the last 8 bytes of a stream: an RDB's CRC64 trailer.
+#[derive(Default)]
+pub(crate) struct Trailer {
+    last: Vec<u8>,
+}
+
+impl Trailer {
+    pub(crate) fn observe(&mut self, chunk: &[u8]) {
+        self.last.extend_from_slice(&chunk[chunk.len().saturating_sub(8)..]);
+        let excess = self.last.len().saturating_sub(8);
+        self.last.drain(..excess);
+    }
+
+    pub(crate) fn crc64(&self) -> u64 {
+        <[u8; 8]>::try_from(self.last.as_slice()).map(u64::from_le_bytes).unwrap_or(0)
+    }
+}
+
 /// An `io::Write` over a sink, for the foreground SAVE, counting bytes and
 /// keeping the last 8 (the checksum).
 pub struct SinkWriter<'a> {
     sink: &'a mut Sink,
     bytes: u64,
-    tail: [u8; 8],
+    tail: Trailer,
     failed: bool,
 }
 
 impl<'a> SinkWriter<'a> {
     pub fn new(sink: &'a mut Sink) -> Self {
-        SinkWriter { sink, bytes: 0, tail: [0; 8], failed: false }
+        SinkWriter { sink, bytes: 0, tail: Trailer::default(), failed: false }
     }
 
     /// Bytes written and the CRC64 trailer seen at the end.
     pub fn totals(&self) -> (u64, u64) {
-        (self.bytes, u64::from_le_bytes(self.tail))
+        (self.bytes, self.tail.crc64())
     }
 }
 
@@ -238,12 +256,7 @@ impl Write for SinkWriter<'_> {
             return Err(std::io::Error::other(error.to_string()));
         }
         self.bytes += bytes.len() as u64;
-        if bytes.len() >= 8 {
-            self.tail.copy_from_slice(&bytes[bytes.len() - 8..]);
-        } else {
-            self.tail.rotate_left(bytes.len());
-            self.tail[8 - bytes.len()..].copy_from_slice(bytes);
-        }
+        self.tail.observe(bytes);
         Ok(bytes.len())
     }
 
