@@ -10,6 +10,7 @@
 //! - [`storage`]: the keyspace (16 databases of sharded hash tables), value
 //!   types, expiry, eviction, WATCH and blocked-client registries.
 //! - [`s3`]: S3 transport: streaming multipart upload and parallel ranged download.
+//! - [`probe`]: `--probe ready|alive`, the health check Kubernetes runs.
 //! - [`alloc`]: the counting jemalloc allocator behind `used_memory`.
 //! - [`rdb`]: the RDB format (Redis 7.0 snapshot files, DUMP/RESTORE payloads).
 //! - [`util`]: Redis's number parsing and formatting rules, glob matching.
@@ -23,6 +24,7 @@ pub mod alloc;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod probe;
 pub mod protocol;
 pub mod rdb;
 pub mod s3;

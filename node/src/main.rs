@@ -1,5 +1,6 @@
 //! `ferrocache-node`: started like `redis-server`:
-//! `ferrocache-node [config-file] [--name value ...]`.
+//! `ferrocache-node [config-file] [--name value ...]`, or
+//! `ferrocache-node --probe ready|alive` as a Kubernetes health check.
 
 use std::sync::Arc;
 
@@ -22,6 +23,9 @@ fn main() {
             ferrocache_node::cmd::server::REDIS_VERSION
         );
         return;
+    }
+    if args.first().map(String::as_str) == Some("--probe") {
+        std::process::exit(ferrocache_node::probe::run(&args[1..]));
     }
     tracing_subscriber::fmt()
         .with_env_filter(
