@@ -1,12 +1,13 @@
 //! Snapshots stream to a real S3 server (Garage) and new nodes preload from
-//! them; every failure is reported clearly and loses nothing.
+//! them; every failure is reported clearly and loses nothing. A BACKUP START
+//! can name its own endpoint, region and credentials, which never show.
 
 mod common;
 mod garage;
 
 use std::time::{Duration, Instant};
 
-use common::{start_node_with_env, RawClient, Resp};
+use common::{start_node_configured, start_node_with_env, RawClient, Resp};
 use garage::Garage;
 
 fn node_env(garage: &Garage) -> Vec<(&'static str, String)> {
@@ -323,4 +324,295 @@ fn a_bad_preload_is_refused_saying_exactly_what_is_wrong() {
     let (status, stderr) = preload_outcome(&wrong, &good);
     assert!(!status.success(), "{stderr}");
     assert!(stderr.to_lowercase().contains("denied") || stderr.contains("credentials"), "{stderr}");
+}
+
+/// A node whose environment is empty but for its log level and an empty HOME (so no AWS
+/// variable, profile or credentials file reaches it), logging to `log` at `RUST_LOG=trace`.
+fn start_isolated_node(extra: &[&str], home: &std::path::Path, log: &std::path::Path) -> common::ServerProcess {
+    start_node_configured(tempfile::tempdir().unwrap(), extra, |command| {
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the node log");
+        command.env_clear().env("HOME", home).env("RUST_LOG", "trace").stderr(log_file);
+    })
+}
+
+/// `BACKUP START <id> <uri>` pointing at `garage` by its options alone, with these credentials.
+fn start_pointed_backup(client: &mut RawClient, garage: &Garage, id: &str, uri: &str, credentials: &[&str]) -> Resp {
+    let mut command = vec![
+        "BACKUP",
+        "START",
+        id,
+        uri,
+        "ENDPOINT",
+        garage.endpoint.as_str(),
+        "REGION",
+        garage.region.as_str(),
+        "PATH-STYLE",
+        "yes",
+        "CREDENTIALS",
+    ];
+    command.extend_from_slice(credentials);
+    client.call(&command)
+}
+
+/// A reply as text, every bulk string, error and number of it, for searching.
+fn reply_text(reply: &Resp) -> String {
+    match reply {
+        Resp::Array(items) | Resp::Set(items) => items.iter().map(reply_text).collect::<Vec<_>>().join("\n"),
+        Resp::Map(pairs) => pairs
+            .iter()
+            .map(|(key, value)| format!("{}\n{}", reply_text(key), reply_text(value)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Resp::Bulk(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Resp::Simple(text) | Resp::Error(text) | Resp::Double(text) | Resp::Verbatim(text) => text.clone(),
+        Resp::Int(number) => number.to_string(),
+        Resp::Bool(value) => value.to_string(),
+        Resp::Nil | Resp::NilArray | Resp::Null => String::new(),
+    }
+}
+
+/// The keys of the objects under `prefix`.
+fn objects_under(garage: &Garage, bucket: &str, prefix: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = runtime.block_on(garage.client());
+    let objects = runtime.block_on(ferrocache_node::s3::list_objects(&s3, bucket, prefix)).expect("list objects");
+    objects.into_iter().map(|object| object.key).collect()
+}
+
+#[test]
+fn a_node_without_s3_settings_or_credentials_backs_up_where_backup_start_points_it() {
+    let garage = Garage::shared();
+    let bucket = new_bucket(garage, "pointed");
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("node.log");
+    let node = start_isolated_node(&["--save", ""], home.path(), &log);
+    let mut client = RawClient::connect(node.port);
+    fill(&mut client, 2000, 20);
+    // Endpoint and region alone do not do it: the node really has no credentials of its own.
+    let uri = format!("s3://{bucket}/pointed/node-0.rdb");
+    client.call(&[
+        "BACKUP",
+        "START",
+        "no-credentials",
+        &uri,
+        "ENDPOINT",
+        &garage.endpoint,
+        "REGION",
+        &garage.region,
+        "PATH-STYLE",
+        "yes",
+    ]);
+    let failed = wait_for_backup(&mut client, "no-credentials", Duration::from_secs(60));
+    assert_eq!(failed["state"], "failed", "{failed:?}");
+    assert!(failed["error"].contains("no usable credentials"), "{failed:?}");
+
+    let started =
+        start_pointed_backup(&mut client, garage, "pointed", &uri, &[&garage.access_key_id, &garage.secret_access_key]);
+    assert!(!started.is_error(), "{started:?}");
+    let done = wait_for_backup(&mut client, "pointed", Duration::from_secs(60));
+    assert_eq!(done["state"], "succeeded", "{done:?}");
+    assert_eq!(done["destination"], uri);
+    assert_eq!(done["keys"], "2005");
+    assert_eq!(
+        objects_under(garage, &bucket, "pointed/"),
+        vec!["pointed/node-0.rdb".to_owned(), "pointed/node-0.rdb.meta.json".to_owned()]
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = runtime.block_on(garage.client());
+    let sidecar: ferrocache_node::s3::Sidecar<serde_json::Value> = runtime
+        .block_on(ferrocache_node::s3::read_sidecar(&s3, &bucket, "pointed/node-0.rdb"))
+        .expect("read the sidecar")
+        .expect("the sidecar exists");
+    assert_eq!(sidecar.metadata["crc64"], done["crc64"].as_str());
+}
+
+#[test]
+fn backup_start_options_override_the_node_settings_and_its_environment_for_that_job_only() {
+    let garage = Garage::shared();
+    let bucket = new_bucket(garage, "override");
+    let closed_port = common::free_port();
+    // Every setting of this node is wrong for Garage: endpoint, region, addressing and secret.
+    let node = start_node_with_env(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--save",
+            "",
+            "--s3-endpoint",
+            &format!("http://127.0.0.1:{closed_port}"),
+            "--s3-region",
+            "not-garage",
+            "--s3-force-path-style",
+            "no",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", &garage.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", "0000000000000000000000000000000000000000000000000000000000000000"),
+        ],
+    );
+    let mut client = RawClient::connect(node.port);
+    fill(&mut client, 500, 10);
+    let uri = format!("s3://{bucket}/override.rdb");
+    let started = start_pointed_backup(
+        &mut client,
+        garage,
+        "override",
+        &uri,
+        &[&garage.access_key_id, &garage.secret_access_key],
+    );
+    assert!(!started.is_error(), "{started:?}");
+    let done = wait_for_backup(&mut client, "override", Duration::from_secs(60));
+    assert_eq!(done["state"], "succeeded", "{done:?}");
+    // The next job without options uses the node's own (wrong) settings again.
+    client.call(&["BACKUP", "START", "own-settings", &format!("s3://{bucket}/own.rdb")]);
+    let failed = wait_for_backup(&mut client, "own-settings", Duration::from_secs(90));
+    assert_eq!(failed["state"], "failed", "{failed:?}");
+    assert!(
+        failed["error"].contains(&format!("127.0.0.1:{closed_port}")) || failed["error"].contains("still failing"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        objects_under(garage, &bucket, ""),
+        vec!["override.rdb".to_owned(), "override.rdb.meta.json".to_owned()]
+    );
+}
+
+#[test]
+fn wrong_credentials_in_backup_start_fail_the_job_as_access_denied_and_leave_nothing() {
+    let garage = Garage::shared();
+    let bucket = new_bucket(garage, "wrongcreds");
+    // The node's own environment holds valid credentials: the command's take precedence.
+    let node = start_node(garage, &["--save", ""]);
+    let mut client = RawClient::connect(node.port);
+    fill(&mut client, 500, 10);
+    let wrong_secret = "1111111111111111111111111111111111111111111111111111111111111111";
+    for (id, access_key_id) in [("wrong-secret", garage.access_key_id.as_str()), ("unknown-key", "GK0123456789abcdef")]
+    {
+        let started = start_pointed_backup(
+            &mut client,
+            garage,
+            id,
+            &format!("s3://{bucket}/{id}.rdb"),
+            &[access_key_id, wrong_secret],
+        );
+        assert!(!started.is_error(), "{started:?}");
+        let failed = wait_for_backup(&mut client, id, Duration::from_secs(60));
+        assert_eq!(failed["state"], "failed", "{failed:?}");
+        assert!(failed["error"].contains("access denied"), "{failed:?}");
+        assert!(failed["error"].contains(&format!("s3://{bucket}/")), "the error must name the bucket: {failed:?}");
+        assert!(!failed["error"].contains(wrong_secret), "{failed:?}");
+    }
+    assert_eq!(objects_under(garage, &bucket, ""), Vec::<String>::new());
+}
+
+#[test]
+fn backup_status_and_the_node_log_never_show_the_secret_key_or_the_session_token() {
+    let garage = Garage::shared();
+    let bucket = new_bucket(garage, "secrets");
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("node.log");
+    let node = start_isolated_node(&["--save", ""], home.path(), &log);
+    let mut client = RawClient::connect(node.port);
+    fill(&mut client, 500, 10);
+    let wrong_secret = "wrong-secret-2222222222222222222222222222222222222222";
+    let session_token = "session-token-3333333333333333333333333333333333333333";
+    let mut seen = Vec::new();
+    let mut record = |reply: Resp| seen.push(reply_text(&reply));
+    let uri = format!("s3://{bucket}/secrets.rdb");
+    record(start_pointed_backup(
+        &mut client,
+        garage,
+        "good",
+        &uri,
+        &[&garage.access_key_id, &garage.secret_access_key],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reply = client.call(&["BACKUP", "STATUS", "good"]);
+        let finished = matches!(&reply, Resp::Array(items) if items.iter().any(|item| item.bulk_str().as_deref() == Some("succeeded")));
+        record(reply);
+        if finished {
+            break;
+        }
+        assert!(Instant::now() < deadline, "backup good did not succeed: {seen:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A repeated START reports the existing job, whatever it carries.
+    record(start_pointed_backup(
+        &mut client,
+        garage,
+        "good",
+        &uri,
+        &[&garage.access_key_id, wrong_secret, "SESSION-TOKEN", session_token],
+    ));
+    let bad_uri = format!("s3://{bucket}/refused.rdb");
+    record(start_pointed_backup(
+        &mut client,
+        garage,
+        "refused",
+        &bad_uri,
+        &[&garage.access_key_id, wrong_secret, "SESSION-TOKEN", session_token],
+    ));
+    let failed = wait_for_backup(&mut client, "refused", Duration::from_secs(60));
+    assert_eq!(failed["state"], "failed", "{failed:?}");
+    record(client.call(&["BACKUP", "STATUS", "refused"]));
+    // Refused commands do not quote their arguments either.
+    record(start_pointed_backup(
+        &mut client,
+        garage,
+        "syntax",
+        &bad_uri,
+        &[&garage.access_key_id, wrong_secret, "SESSION-TOKEN", session_token, "BOGUS"],
+    ));
+    record(start_pointed_backup(&mut client, garage, "spaces", &bad_uri, &[&garage.access_key_id, "wrong secret"]));
+    for command in [&["BACKUP", "LIST"][..], &["CLIENT", "LIST"], &["INFO"], &["INFO", "all"]] {
+        record(client.call(command));
+    }
+    let replies = seen.join("\n");
+    assert!(replies.contains("succeeded") && replies.contains("access denied"), "{replies}");
+    assert!(replies.contains("syntax error") && replies.contains("invalid CREDENTIALS"), "{replies}");
+    drop(node);
+    let log = std::fs::read_to_string(&log).expect("read the node log");
+    assert!(log.contains("refused") && log.contains("backup"), "the node logged nothing about the backups:\n{log}");
+    for secret in [garage.secret_access_key.as_str(), wrong_secret, session_token, "wrong secret"] {
+        assert!(!replies.contains(secret), "a reply shows a secret: {replies}");
+        assert!(!log.contains(secret), "the node log shows a secret");
+    }
+}
+
+#[test]
+fn backup_start_options_are_checked_before_any_job_starts() {
+    let node = common::start_node(&["--save", ""]);
+    let mut client = RawClient::connect(node.port);
+    let start = |client: &mut RawClient, options: &[&str]| {
+        let mut command = vec!["BACKUP", "START", "checked", "s3://bucket/key.rdb"];
+        command.extend_from_slice(options);
+        client.call(&command)
+    };
+    let syntax_error = Resp::Error("ERR syntax error".to_owned());
+    for options in [
+        &["STORAGE-CLASS", "GLACIER"][..],
+        &["REGION", "garage", "region", "garage"],
+        &["METHOD", "fork", "ENDPOINT", "http://garage:3900", "METHOD", "fork"],
+        &["ENDPOINT"],
+        &["REGION", "garage", "PATH-STYLE"],
+        &["CREDENTIALS", "GK123"],
+        &["CREDENTIALS", "GK123", "secret", "SESSION-TOKEN"],
+    ] {
+        assert_eq!(start(&mut client, options), syntax_error, "{options:?}");
+    }
+    for (options, message) in [
+        (
+            &["ENDPOINT", "garage:3900"][..],
+            "ERR invalid ENDPOINT: endpoint \"garage:3900\" must be an http:// or https:// URL with a host",
+        ),
+        (
+            &["endpoint", "ftp://garage"],
+            "ERR invalid ENDPOINT: endpoint \"ftp://garage\" must be an http:// or https:// URL with a host",
+        ),
+        (&["PATH-STYLE", "maybe"], "ERR invalid PATH-STYLE 'maybe' (yes, no)"),
+        (&["METHOD", "spawn"], "ERR unknown snapshot method 'spawn' (auto, fork, forkless)"),
+    ] {
+        assert_eq!(start(&mut client, options), Resp::Error(message.to_owned()), "{options:?}");
+    }
+    assert_eq!(client.call(&["BACKUP", "LIST"]), Resp::Array(Vec::new()), "a refused BACKUP START left a job");
 }

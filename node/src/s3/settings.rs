@@ -57,6 +57,18 @@ impl StaticCredentials {
             session_token: None,
         }
     }
+
+    /// `message` with the secret access key and the session token replaced, for text that may
+    /// quote what a store was sent (a store sees the session token, never the secret key).
+    pub fn redact(&self, message: &str) -> String {
+        let mut redacted = message.to_owned();
+        for secret in [Some(&self.secret_access_key), self.session_token.as_ref()].into_iter().flatten() {
+            if !secret.is_empty() && redacted.contains(secret.as_str()) {
+                redacted = redacted.replace(secret.as_str(), "** redacted **");
+            }
+        }
+        redacted
+    }
 }
 
 impl fmt::Debug for StaticCredentials {
@@ -173,6 +185,8 @@ pub(crate) struct ClientShared {
     pub min_throughput: u64,
     pub retry: RetryPolicy,
     pub sign_payload: bool,
+    /// The static credentials, if any, whose secrets [`S3Client::redact`] removes.
+    pub credentials: Option<StaticCredentials>,
 }
 
 impl S3Client {
@@ -222,6 +236,7 @@ impl S3Client {
                 min_throughput: settings.min_throughput.max(1),
                 retry: settings.retry.clone(),
                 sign_payload: settings.sign_payload,
+                credentials: settings.credentials.clone(),
             }),
         })
     }
@@ -235,12 +250,29 @@ impl S3Client {
     pub fn endpoint(&self) -> &str {
         &self.shared.endpoint
     }
+
+    /// `message` without the secrets of the static credentials the client was given (see
+    /// [`StaticCredentials::redact`]).
+    pub fn redact(&self, message: &str) -> String {
+        match &self.shared.credentials {
+            Some(credentials) => credentials.redact(message),
+            None => message.to_owned(),
+        }
+    }
 }
 
-fn validate_endpoint(endpoint: &str) -> Result<(), S3Error> {
+/// Checks that `endpoint` is an `http://` or `https://` URL with a host (and no spaces or control
+/// characters), as [`S3Client::connect`] does.
+pub fn validate_endpoint(endpoint: &str) -> Result<(), S3Error> {
     let rest = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://"));
     match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
+        Some(host)
+            if !host.is_empty()
+                && !host.starts_with('/')
+                && !host.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Ok(())
+        }
         _ => Err(S3Error::Settings {
             detail: format!("endpoint {endpoint:?} must be an http:// or https:// URL with a host"),
         }),
@@ -391,6 +423,8 @@ mod tests {
         };
         let printed = format!("{credentials:?}");
         assert!(printed.contains("GK123") && !printed.contains("very-secret") && !printed.contains("token-secret"));
+        let echoed = credentials.redact("InvalidToken: token-secret is expired (key GK123, very-secret)");
+        assert_eq!(echoed, "InvalidToken: ** redacted ** is expired (key GK123, ** redacted **)");
     }
 
     #[test]
@@ -399,5 +433,6 @@ mod tests {
         assert!(validate_endpoint("https://s3.example.com").is_ok());
         assert!(matches!(validate_endpoint("127.0.0.1:3900"), Err(S3Error::Settings { .. })));
         assert!(matches!(validate_endpoint("http://"), Err(S3Error::Settings { .. })));
+        assert!(matches!(validate_endpoint("http://garage :3900"), Err(S3Error::Settings { .. })));
     }
 }

@@ -78,7 +78,7 @@ pub async fn open_upload(client: S3Client, uri: &S3Uri) -> Result<Sink, RemoteEr
             info_receiver.await.map_err(|_| std::io::Error::other("the snapshot ended without a checksum"))
         };
         let result = s3::upload_stream(&client, &bucket, &key, chunks, metadata, &s3::UploadOptions::default()).await;
-        let _ = outcome_sender.send(result.map(|_| ()).map_err(|error| error.to_string()));
+        let _ = outcome_sender.send(result.map(|_| ()).map_err(|error| client.redact(&error.to_string())));
     });
     Ok(Sink::Channel(ChannelSink {
         description: uri.to_string(),

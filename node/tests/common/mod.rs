@@ -240,17 +240,29 @@ pub fn start_node_in(dir: tempfile::TempDir, extra: &[&str]) -> ServerProcess {
 
 /// Starts the node with extra environment variables (S3 credentials).
 pub fn start_node_with_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+    start_node_configured(dir, extra, |command| {
+        command.envs(env.iter().copied());
+    })
+}
+
+/// Starts the node after `configure` has adjusted its command (environment, log level, where
+/// its output goes). By default the node logs warnings to the test's stderr.
+pub fn start_node_configured(
+    dir: tempfile::TempDir,
+    extra: &[&str],
+    configure: impl Fn(&mut Command),
+) -> ServerProcess {
     let (child, port) = spawn_ready(|port| {
-        Command::new(node_binary())
+        let mut command = Command::new(node_binary());
+        command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
             .arg(dir.path())
             .args(extra)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ferrocache-node")
+            .stderr(Stdio::inherit());
+        configure(&mut command);
+        command.spawn().expect("spawn ferrocache-node")
     });
     ServerProcess { child, port, dir }
 }
