@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test unit lint bench deps fmt testbed testbed-up testbed-down testbed-test
+.PHONY: help demo test unit lint bench deps fmt crds testbed testbed-up testbed-down testbed-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ lint: ## formatting and clippy, warnings are errors
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+
+crds: ## regenerate crds/ from the Rust types (commit the result)
+	$(CARGO) run -q -p ferrocache-operator --bin crdgen -- crds
+	@if [ -x scripts/chart/sync-crds.sh ]; then scripts/chart/sync-crds.sh; fi
 
 bench: deps ## benchmarks against Redis 7 in the same run; prints a table of ratios
 	$(CARGO) build --release -p ferrocache-node

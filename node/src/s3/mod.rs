@@ -85,6 +85,6 @@ pub use error::{BoxError, Operation, S3Error};
 pub use settings::{RetryPolicy, S3Client, S3Settings, S3Uri, StaticCredentials};
 pub use sidecar::{sidecar_key, Sidecar};
 pub use upload::{
-    abort_incomplete_uploads, delete_object, list_incomplete_uploads, upload_stream, IncompleteUpload, UploadOptions,
-    UploadSummary,
+    abort_incomplete_uploads, delete_object, delete_single_object, list_incomplete_uploads, put_small_object,
+    upload_stream, IncompleteUpload, UploadOptions, UploadSummary,
 };

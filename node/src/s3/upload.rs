@@ -624,6 +624,36 @@ async fn delete_object_once(client: &S3Client, target: &Target) -> Result<(), S3
     .await
 }
 
+/// Writes a small object (a manifest) in one PutObject, retried on transient errors. A single
+/// PUT is atomic: the object exists whole or not at all.
+pub async fn put_small_object(
+    client: &S3Client,
+    bucket: &str,
+    key: &str,
+    body: Bytes,
+    content_type: &str,
+) -> Result<(), S3Error> {
+    let target = Target::new(Operation::PutObject, bucket, key);
+    let allowance = client.body_allowance(body.len() as u64);
+    with_retries(client, &target, allowance, |_| {
+        let request = client
+            .sdk
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body.clone()));
+        let target = &target;
+        async move { request.send().await.map(|_| ()).map_err(|error| classify(error, target)) }
+    })
+    .await
+}
+
+/// Deletes one object; a missing object is not an error.
+pub async fn delete_single_object(client: &S3Client, bucket: &str, key: &str) -> Result<(), S3Error> {
+    delete_object_once(client, &Target::new(Operation::DeleteObject, bucket, key)).await
+}
+
 /// Deletes the data object `s3://bucket/key` and then its sidecar (so a data object never
 /// exists without its sidecar). Missing objects are not an error.
 pub async fn delete_object(client: &S3Client, bucket: &str, key: &str) -> Result<(), S3Error> {

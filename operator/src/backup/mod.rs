@@ -1,0 +1,608 @@
+//! The Backup controller: asks each node of the cluster to stream a snapshot
+//! to S3 (`BACKUP START`, idempotent per job id), polls it, verifies the
+//! node's sidecar, and writes the manifest last. Deleting a Backup deletes its
+//! objects (finalizer) unless its retain policy keeps them.
+//!
+//! Every step is re-entrant: the job id is derived from the Backup's uid and
+//! recorded in status before a node is asked, so an operator restarted in
+//! mid-backup finds the node's job again instead of starting a second one.
+
+pub mod manifest;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrocache_node::s3::{self, S3Client, S3Error};
+use ferrocache_node::snapshot::CommitInfo;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{field, instrument, Span};
+
+use self::manifest::{BackupIdentity, ClusterMetadata, Manifest, ShardManifest};
+use crate::condition::{self, State};
+use crate::context::{error_chain, Context};
+use crate::crd::{Backup, BackupShardStatus, BackupStatus, RedisCluster, RetainPolicy};
+use crate::node_client::{JobStatus, NodeConnection, NodeError, NODE_PORT};
+use crate::store::{self, CredentialsError};
+
+/// The controller's name in metrics and logs.
+pub const CONTROLLER: &str = "backup";
+/// Removes a Backup's objects from S3 before the Backup goes away.
+pub const FINALIZER: &str = "backups.ferrocache.io/s3-cleanup";
+/// How long a backup may wait for its cluster, node or store before it fails.
+const PATIENCE: Duration = Duration::from_secs(300);
+/// How often a running snapshot is polled.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Why a reconcile of a Backup stopped early; it is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("unable to read {kind} {name}")]
+    Read {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("unable to update the status of Backup {name}")]
+    UpdateStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("unable to read the S3 credentials")]
+    Credentials(#[source] CredentialsError),
+    #[error("unable to reach the object store")]
+    Store(#[source] S3Error),
+    #[error("unable to reach the node")]
+    Node(#[source] NodeError),
+    #[error("the backup is still being written; its objects are deleted once it ends")]
+    InProgress,
+    #[error("finalizer failed")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<BackupError>>),
+}
+
+impl BackupError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BackupError::Read { .. } => "ReadFailed",
+            BackupError::UpdateStatus { .. } => "StatusUpdateFailed",
+            BackupError::Credentials(_) => "CredentialsUnavailable",
+            BackupError::Store(error) => error.reason(),
+            BackupError::Node(_) => "NodeUnreachable",
+            BackupError::InProgress => "InProgress",
+            BackupError::Finalizer(_) => "FinalizerFailed",
+        }
+    }
+}
+
+/// The outcome of one visit that did not hit an error.
+enum Step {
+    /// Come back after this long.
+    Wait(Duration, String),
+    /// The backup failed for good: reason and message.
+    Fail(&'static str, String),
+    /// The manifest is written.
+    Complete,
+}
+
+/// Reconciles one Backup.
+#[instrument(skip_all, fields(object = %backup.name_any(), namespace = field::Empty, cluster = %backup.spec.cluster))]
+pub async fn reconcile(backup: Arc<Backup>, context: Arc<Context>) -> Result<Action, BackupError> {
+    let started = Instant::now();
+    let namespace = backup.namespace().unwrap_or_default();
+    Span::current().record("namespace", namespace.as_str());
+    let api: Api<Backup> = Api::namespaced(context.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, backup, |event| async {
+        match event {
+            FinalizerEvent::Apply(backup) => apply(&backup, &context).await,
+            FinalizerEvent::Cleanup(backup) => cleanup(&backup, &context).await,
+        }
+    })
+    .await
+    .map_err(|error| match error {
+        kube::runtime::finalizer::Error::ApplyFailed(error) | kube::runtime::finalizer::Error::CleanupFailed(error) => {
+            error
+        }
+        other => BackupError::Finalizer(Box::new(other)),
+    });
+    context.metrics.reconciled(CONTROLLER, started.elapsed().as_secs_f64());
+    if let Err(error) = &result {
+        context.metrics.failed(CONTROLLER, error.reason());
+        tracing::warn!(error = error as &dyn std::error::Error, reason = error.reason(), "reconcile failed");
+    }
+    result
+}
+
+/// What to do after a failed reconcile: every error here may pass, so retry soon.
+pub fn error_policy(_backup: Arc<Backup>, error: &BackupError, _context: Arc<Context>) -> Action {
+    match error {
+        BackupError::InProgress => Action::requeue(Duration::from_secs(5)),
+        _ => Action::requeue(Duration::from_secs(3)),
+    }
+}
+
+/// The node-side job id of a backup: stable for the object, unique across re-creations.
+pub fn job_id(backup: &Backup) -> String {
+    format!(
+        "{}.{}.{}",
+        backup.namespace().unwrap_or_default(),
+        backup.name_any(),
+        backup.meta().uid.as_deref().unwrap_or("")
+    )
+}
+
+async fn apply(backup: &Backup, context: &Context) -> Result<Action, BackupError> {
+    let status = backup.status.clone().unwrap_or_default();
+    if matches!(State::of(&status.conditions), Some(State::Available | State::Failed)) {
+        return Ok(Action::await_change());
+    }
+    let namespace = backup.namespace().unwrap_or_default();
+    let folder = manifest::folder(&backup.spec.destination, &namespace, &backup.name_any());
+    let bucket = backup.spec.destination.bucket.clone();
+    let mut status = status;
+    if status.start_time.is_none() {
+        status.start_time = Some(Time(context.now()));
+        status.location = Some(format!("s3://{bucket}/{folder}"));
+        status.job_id = Some(job_id(backup));
+        let message = format!("backing up RedisCluster {} to s3://{bucket}/{folder}", backup.spec.cluster);
+        write_status(backup, context, status.clone(), State::Creating, "Creating", &message).await?;
+        status = backup.status.clone().unwrap_or(status);
+    }
+    let step = step(backup, context, &mut status, &namespace, &folder).await?;
+    match step {
+        Step::Wait(after, message) => {
+            write_status(backup, context, status, State::Creating, "Creating", &message).await?;
+            Ok(Action::requeue(after))
+        }
+        Step::Fail(reason, message) => {
+            status.completion_time = Some(Time(context.now()));
+            context.metrics.backups.get_or_create(&crate::metrics::OutcomeLabels { outcome: "failed" }).inc();
+            write_status(backup, context, status, State::Failed, reason, &message).await?;
+            Ok(Action::await_change())
+        }
+        Step::Complete => {
+            let seconds = status
+                .start_time
+                .as_ref()
+                .zip(status.completion_time.as_ref())
+                .map_or(0.0, |(start, end)| (end.0.as_millisecond() - start.0.as_millisecond()) as f64 / 1000.0);
+            context.metrics.backups.get_or_create(&crate::metrics::OutcomeLabels { outcome: "available" }).inc();
+            context.metrics.backup_duration.observe(seconds);
+            context.metrics.backup_size.observe(status.size_bytes.unwrap_or(0) as f64);
+            let message = format!(
+                "{} keys, {} of RDB data by {} in {seconds:.1} s at {}",
+                status.keys.unwrap_or(0),
+                crate::units::human_bytes(status.size_bytes.unwrap_or(0)),
+                status.method.clone().unwrap_or_default(),
+                status.manifest.clone().unwrap_or_default()
+            );
+            write_status(backup, context, status, State::Available, "BackupComplete", &message).await?;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Whether the backup has waited longer than its patience.
+fn out_of_patience(status: &BackupStatus, context: &Context) -> bool {
+    let Some(start) = &status.start_time else {
+        return false;
+    };
+    let waited = context.now().as_millisecond() - start.0.as_millisecond();
+    waited > PATIENCE.as_millis() as i64
+}
+
+/// One step of a backup in progress.
+async fn step(
+    backup: &Backup,
+    context: &Context,
+    status: &mut BackupStatus,
+    namespace: &str,
+    folder: &str,
+) -> Result<Step, BackupError> {
+    let bucket = &backup.spec.destination.bucket;
+    let clusters: Api<RedisCluster> = Api::namespaced(context.client.clone(), namespace);
+    let cluster_name = &backup.spec.cluster;
+    let cluster = clusters.get_opt(cluster_name).await.map_err(|source| BackupError::Read {
+        kind: "RedisCluster",
+        name: cluster_name.clone(),
+        source,
+    })?;
+    let Some(cluster) = cluster else {
+        return Ok(Step::Fail(
+            "ClusterNotFound",
+            format!("RedisCluster {cluster_name} does not exist in namespace {namespace}; fix spec.cluster and create a new Backup"),
+        ));
+    };
+    let job_s3 = match store::job_settings(&context.client, namespace, &backup.spec.destination.connection).await {
+        Ok(settings) => settings,
+        Err(error @ (CredentialsError::Missing(_) | CredentialsError::MissingKey { .. })) => {
+            return Ok(Step::Fail("CredentialsNotFound", format!("{error}; create it and a new Backup")));
+        }
+        Err(error) => return Err(BackupError::Credentials(error)),
+    };
+    let client = match store::client(&job_s3).await {
+        Ok(client) => client,
+        Err(error) => return Ok(Step::Fail(error.reason(), error_chain(&error))),
+    };
+    let manifest_key = manifest::manifest_key(folder);
+    if status.shards.is_empty() {
+        // Before any node starts: the destination must be usable and free.
+        if let Some(step) = check_destination(backup, context, status, &client, &manifest_key).await? {
+            return Ok(step);
+        }
+    }
+    if !condition::is_true(cluster.status.as_ref().map_or(&[], |s| &s.conditions), condition::AVAILABLE) {
+        if status.shards.is_empty() && out_of_patience(status, context) {
+            return Ok(Step::Fail(
+                "ClusterNotAvailable",
+                format!("RedisCluster {cluster_name} did not become available"),
+            ));
+        }
+        return Ok(Step::Wait(
+            Duration::from_secs(5),
+            format!("waiting for RedisCluster {cluster_name} to be available"),
+        ));
+    }
+    let password = match &cluster.spec.password_secret {
+        Some(reference) => match crate::cluster::read_password(context, namespace, reference).await {
+            Ok(password) => Some(password),
+            Err(message) => return Ok(Step::Fail("PasswordUnavailable", message)),
+        },
+        None => None,
+    };
+    let pod_name = format!("{}-0", crate::cluster::build::statefulset_name(cluster_name));
+    let pods: Api<Pod> = Api::namespaced(context.client.clone(), namespace);
+    let pod = pods.get_opt(&pod_name).await.map_err(|source| BackupError::Read {
+        kind: "Pod",
+        name: pod_name.clone(),
+        source,
+    })?;
+    let Some(address) = pod.as_ref().and_then(|pod| pod.status.as_ref()?.pod_ip.as_ref()?.parse().ok()) else {
+        return Ok(Step::Wait(Duration::from_secs(5), format!("waiting for node {pod_name} to have an address")));
+    };
+    let object_key = manifest::shard_key(folder, 0);
+    let uri = format!("s3://{bucket}/{object_key}");
+    let job_id = status.job_id.clone().unwrap_or_else(|| job_id(backup));
+    let mut node = match NodeConnection::connect(SocketAddr::new(address, NODE_PORT), password.as_deref()).await {
+        Ok(node) => node,
+        Err(error) if status.shards.is_empty() && out_of_patience(status, context) => {
+            return Ok(Step::Fail("NodeUnreachable", error_chain(&error)));
+        }
+        Err(error) => return Err(BackupError::Node(error)),
+    };
+    let job = match node.backup_status(&job_id).await.map_err(BackupError::Node)? {
+        Some(job) => job,
+        None if !status.shards.is_empty() => {
+            return Ok(Step::Fail(
+                "NodeRestarted",
+                format!("node {pod_name} restarted during the backup and lost its data; create a new Backup"),
+            ));
+        }
+        None => {
+            let method = backup.spec.snapshot_method.or(Some(cluster.spec.snapshot_method));
+            match node.backup_start(&job_id, &uri, method, &job_s3).await {
+                Ok(job) => {
+                    context
+                        .event(
+                            &backup.object_ref(&()),
+                            false,
+                            "SnapshotStarted",
+                            "StartSnapshot",
+                            format!("node {pod_name} streams its snapshot to {uri}"),
+                        )
+                        .await;
+                    job
+                }
+                Err(error) if error.is_refusal() => {
+                    return Ok(Step::Wait(
+                        Duration::from_secs(3),
+                        format!("node {pod_name} is busy: {}", error_chain(&error)),
+                    ));
+                }
+                Err(error) => return Err(BackupError::Node(error)),
+            }
+        }
+    };
+    status.shards = vec![shard_status(&pod_name, &uri, &job)];
+    if !job.is_finished() {
+        let progress =
+            format!("node {pod_name} is writing its snapshot by {} ({} bytes so far)", job.method, job.bytes);
+        return Ok(Step::Wait(POLL, progress));
+    }
+    if !job.succeeded() {
+        let error = job.error.clone().unwrap_or_else(|| "no reason given".to_owned());
+        return Ok(Step::Fail(
+            "SnapshotFailed",
+            format!("node {pod_name} failed to write its snapshot to {uri}: {error}"),
+        ));
+    }
+    // Verify what the node recorded next to the data, then complete with the manifest.
+    let sidecar = match s3::read_sidecar::<CommitInfo>(&client, bucket, &object_key).await {
+        Ok(Some(sidecar)) => sidecar,
+        Ok(None) => {
+            return Ok(Step::Fail("SidecarMissing", format!("{uri} has no sidecar: the upload did not complete")))
+        }
+        Err(error) if error.is_transient() => return Err(BackupError::Store(error)),
+        Err(error) => return Ok(Step::Fail(error.reason(), error_chain(&error))),
+    };
+    if sidecar.metadata.crc64 != job.crc64
+        || sidecar.size as i64 != job.bytes
+        || sidecar.metadata.keys as i64 != job.keys
+    {
+        return Ok(Step::Fail(
+            "ChecksumMismatch",
+            format!(
+                "{uri}: the node reported crc64 {} of {} bytes, {} keys, the store holds crc64 {} of {} bytes, {} keys",
+                job.crc64, job.bytes, job.keys, sidecar.metadata.crc64, sidecar.size, sidecar.metadata.keys
+            ),
+        ));
+    }
+    let node_info = node.info("server").await.map_err(BackupError::Node)?;
+    let memory = node.info("memory").await.map_err(BackupError::Node)?;
+    let settings = node
+        .config_get(&["maxmemory", "maxmemory-policy", "reserved-memory-percent", "snapshot-method"])
+        .await
+        .map_err(BackupError::Node)?;
+    let completed = context.now();
+    let shard = ShardManifest {
+        shard: 0,
+        pod: pod_name.clone(),
+        object: uri.clone(),
+        size_bytes: job.bytes,
+        keys: job.keys,
+        crc64: job.crc64.clone(),
+        method: job.method.clone(),
+        method_reason: job.reason.clone(),
+        duration_ms: job.duration_ms,
+        peak_extra_memory_bytes: job.peak_extra_memory,
+        used_memory_bytes: memory.get("used_memory").and_then(|value| value.parse().ok()).unwrap_or(0),
+    };
+    let image = pod.as_ref().and_then(|pod| pod.spec.as_ref()?.containers.first()?.image.clone()).unwrap_or_default();
+    let document = Manifest {
+        kind: manifest::MANIFEST_KIND.to_owned(),
+        version: manifest::MANIFEST_VERSION,
+        backup: BackupIdentity {
+            name: backup.name_any(),
+            namespace: namespace.to_owned(),
+            uid: backup.meta().uid.clone().unwrap_or_default(),
+            started_at: status.start_time.as_ref().map(|time| time.0.to_string()).unwrap_or_default(),
+            completed_at: completed.to_string(),
+        },
+        cluster: ClusterMetadata {
+            name: cluster_name.clone(),
+            uid: cluster.meta().uid.clone().unwrap_or_default(),
+            spec: cluster.spec.clone(),
+            image,
+            node_version: node_info.get("ferrocache_version").cloned().unwrap_or_default(),
+            redis_version: node_info.get("redis_version").cloned().unwrap_or_default(),
+            settings: settings.into_iter().collect::<BTreeMap<_, _>>(),
+            shard_count: 1,
+        },
+        method: manifest::overall_method([shard.method.as_str()]),
+        size_bytes: shard.size_bytes,
+        keys: shard.keys,
+        shards: vec![shard],
+    };
+    let body = serde_json::to_vec_pretty(&document).unwrap_or_default();
+    s3::put_small_object(&client, bucket, &manifest_key, body.into(), "application/json")
+        .await
+        .map_err(BackupError::Store)?;
+    complete(status, &document, format!("s3://{bucket}/{manifest_key}"), Time(completed));
+    Ok(Step::Complete)
+}
+
+fn complete(status: &mut BackupStatus, document: &Manifest, manifest_uri: String, completed: Time) {
+    status.manifest = Some(manifest_uri);
+    status.size_bytes = Some(document.size_bytes);
+    status.keys = Some(document.keys);
+    status.method = Some(document.method.clone());
+    status.completion_time = Some(completed);
+    status.shards = document
+        .shards
+        .iter()
+        .map(|shard| BackupShardStatus {
+            shard: shard.shard,
+            pod: shard.pod.clone(),
+            object: shard.object.clone(),
+            size_bytes: shard.size_bytes,
+            keys: shard.keys,
+            crc64: shard.crc64.clone(),
+            method: format!("{} ({})", shard.method, shard.method_reason),
+        })
+        .collect();
+}
+
+fn shard_status(pod: &str, uri: &str, job: &JobStatus) -> BackupShardStatus {
+    BackupShardStatus {
+        shard: 0,
+        pod: pod.to_owned(),
+        object: uri.to_owned(),
+        size_bytes: job.bytes,
+        keys: job.keys,
+        crc64: job.crc64.clone(),
+        method: job.method.clone(),
+    }
+}
+
+/// Checks, before any node writes, that the bucket is usable and the folder holds no other
+/// backup. A manifest of this very Backup (the operator stopped after writing it) completes it.
+async fn check_destination(
+    backup: &Backup,
+    context: &Context,
+    status: &mut BackupStatus,
+    client: &S3Client,
+    manifest_key: &str,
+) -> Result<Option<Step>, BackupError> {
+    let bucket = &backup.spec.destination.bucket;
+    match client.check_bucket(bucket).await {
+        Ok(()) => {}
+        Err(error) if error.is_transient() => {
+            if out_of_patience(status, context) {
+                return Ok(Some(Step::Fail(error.reason(), error_chain(&error))));
+            }
+            return Ok(Some(Step::Wait(
+                Duration::from_secs(5),
+                format!("waiting for the object store: {}", error_chain(&error)),
+            )));
+        }
+        Err(error) => return Ok(Some(Step::Fail(error.reason(), error_chain(&error)))),
+    }
+    let existing = match client.sdk().get_object().bucket(bucket).key(manifest_key).send().await {
+        Ok(output) => output.body.collect().await.ok().map(|body| body.into_bytes()),
+        Err(_) => None,
+    };
+    if let Some(body) = existing {
+        let uid = backup.meta().uid.clone().unwrap_or_default();
+        return Ok(Some(match serde_json::from_slice::<Manifest>(&body) {
+            Ok(document) if document.backup.uid == uid => {
+                let completed = document.backup.completed_at.parse().map(Time).unwrap_or(Time(context.now()));
+                complete(status, &document, format!("s3://{bucket}/{manifest_key}"), completed);
+                Step::Complete
+            }
+            _ => Step::Fail(
+                "DestinationInUse",
+                format!("s3://{bucket}/{manifest_key} already holds another backup; choose another prefix or name"),
+            ),
+        }));
+    }
+    Ok(None)
+}
+
+/// Deletes the backup's objects unless it is retained: the manifest first (the backup is no
+/// longer complete), then each shard's data object and sidecar.
+async fn cleanup(backup: &Backup, context: &Context) -> Result<Action, BackupError> {
+    let reference = backup.object_ref(&());
+    if backup.spec.retain_policy == RetainPolicy::Retain {
+        context
+            .event(
+                &reference,
+                false,
+                "Retained",
+                "DeleteBackup",
+                "retainPolicy is Retain: the objects stay in S3".to_owned(),
+            )
+            .await;
+        return Ok(Action::await_change());
+    }
+    let namespace = backup.namespace().unwrap_or_default();
+    let status = backup.status.clone().unwrap_or_default();
+    if State::of(&status.conditions) == Some(State::Creating)
+        && !status.shards.is_empty()
+        && still_running(backup, context, &status).await
+    {
+        return Err(BackupError::InProgress);
+    }
+    let job_s3 = match store::job_settings(&context.client, &namespace, &backup.spec.destination.connection).await {
+        Ok(settings) => settings,
+        Err(error) => {
+            let note = format!("{error}: the backup's objects were left in S3");
+            context.event(&reference, true, "CleanupSkipped", "DeleteBackup", note).await;
+            return Ok(Action::await_change());
+        }
+    };
+    let client = store::client(&job_s3).await.map_err(BackupError::Store)?;
+    let bucket = &backup.spec.destination.bucket;
+    let folder = manifest::folder(&backup.spec.destination, &namespace, &backup.name_any());
+    let result = async {
+        s3::delete_single_object(&client, bucket, &manifest::manifest_key(&folder)).await?;
+        s3::delete_object(&client, bucket, &manifest::shard_key(&folder, 0)).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            context
+                .event(&reference, false, "Deleted", "DeleteBackup", format!("deleted s3://{bucket}/{folder}"))
+                .await;
+            Ok(Action::await_change())
+        }
+        Err(S3Error::NoSuchBucket { .. }) => Ok(Action::await_change()),
+        Err(error) if error.is_transient() => Err(BackupError::Store(error)),
+        Err(error) => {
+            let note = format!("{}: the backup's objects were left in S3", error_chain(&error));
+            context.event(&reference, true, "CleanupFailed", "DeleteBackup", note).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Whether a node is still writing the backup's snapshot (false when it cannot be asked).
+async fn still_running(backup: &Backup, context: &Context, status: &BackupStatus) -> bool {
+    let namespace = backup.namespace().unwrap_or_default();
+    let (Some(shard), Some(job_id)) = (status.shards.first(), status.job_id.as_ref()) else {
+        return false;
+    };
+    let pods: Api<Pod> = Api::namespaced(context.client.clone(), &namespace);
+    let Some(address) = pods.get_opt(&shard.pod).await.ok().flatten().and_then(|pod| pod.status?.pod_ip?.parse().ok())
+    else {
+        return false;
+    };
+    let clusters: Api<RedisCluster> = Api::namespaced(context.client.clone(), &namespace);
+    let password =
+        match clusters.get_opt(&backup.spec.cluster).await.ok().flatten().and_then(|c| c.spec.password_secret) {
+            Some(reference) => crate::cluster::read_password(context, &namespace, &reference).await.ok(),
+            None => None,
+        };
+    let Ok(mut node) = NodeConnection::connect(SocketAddr::new(address, NODE_PORT), password.as_deref()).await else {
+        return false;
+    };
+    matches!(node.backup_status(job_id).await, Ok(Some(job)) if !job.is_finished())
+}
+
+/// Writes `status` with the conditions of `state`, and an Event when the state changes.
+async fn write_status(
+    backup: &Backup,
+    context: &Context,
+    mut status: BackupStatus,
+    state: State,
+    reason: &str,
+    message: &str,
+) -> Result<(), BackupError> {
+    let name = backup.name_any();
+    let previous = backup.status.clone().unwrap_or_default();
+    let available = state == State::Available;
+    let observed = condition::for_state(state, available, reason, message);
+    status.conditions = condition::merge(&previous.conditions, &observed, backup.metadata.generation, context.now());
+    status.observed_generation = backup.metadata.generation;
+    if status != previous {
+        let api: Api<Backup> = Api::namespaced(context.client.clone(), &backup.namespace().unwrap_or_default());
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+            .await
+            .map_err(|source| BackupError::UpdateStatus { name: name.clone(), source })?;
+    }
+    if State::of(&previous.conditions) != Some(state) {
+        let event_reason = if state == State::Failed { reason } else { state.reason() };
+        context
+            .event(&backup.object_ref(&()), state == State::Failed, event_reason, "Backup", message.to_owned())
+            .await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_id_is_unique_per_backup_object() {
+        let mut backup: Backup = serde_yaml::from_str(
+            "
+apiVersion: ferrocache.io/v1alpha1
+kind: Backup
+metadata: {name: nightly, namespace: shop, uid: 1234-abcd}
+spec: {cluster: cache, destination: {bucket: backups}}
+",
+        )
+        .unwrap();
+        assert_eq!(job_id(&backup), "shop.nightly.1234-abcd");
+        backup.metadata.uid = Some("5678".into());
+        assert_eq!(job_id(&backup), "shop.nightly.5678");
+    }
+}

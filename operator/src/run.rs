@@ -1,0 +1,186 @@
+//! Starting the operator: checks, the HTTP endpoints, leader election, and
+//! the three controllers until SIGTERM or a lost lease.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::api::ListParams;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client};
+
+use crate::context::{Context, Settings};
+use crate::crd::{Backup, RedisCluster, Restore};
+use crate::meta::CLUSTER_LABEL;
+use crate::metrics::Metrics;
+use crate::{backup, cluster, http, restore};
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub metrics_address: SocketAddr,
+    pub leader_election: bool,
+    pub lease_name: String,
+    /// The namespace of the Lease (the operator's own).
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (its pod name).
+    pub identity: String,
+    /// Watch only this namespace; all when `None`.
+    pub watch_namespace: Option<String>,
+    pub settings: Settings,
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("unable to build a Kubernetes client from the kubeconfig or the in-cluster service account")]
+    Client(#[source] kube::Error),
+    #[error("the ferrocache CRDs are not installed or not readable ({kind}): apply them with `kubectl apply --server-side -f crds/`")]
+    CrdsMissing {
+        kind: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("unable to serve metrics and health on {address}")]
+    Http {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election failed")]
+    LeaderElection(#[source] kube_lease_manager::LeaseManagerError),
+    #[error("lost the leader lease; exiting so another replica takes over")]
+    LostLease,
+}
+
+/// Runs the operator until `shutdown` resolves.
+pub async fn run(options: Options, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    check_crds(&client, options.watch_namespace.as_deref()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(options.metrics_address)
+        .await
+        .map_err(|source| RunError::Http { address: options.metrics_address, source })?;
+    tokio::spawn(http::serve(listener, Arc::clone(&metrics), Arc::clone(&ready)));
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+
+    let mut lease = None;
+    if options.leader_election {
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &options.lease_name)
+            .with_namespace(&options.lease_namespace)
+            .with_identity(&options.identity)
+            .with_duration(15)
+            .with_grace(5)
+            .build()
+            .await
+            .map_err(RunError::LeaderElection)?;
+        let (mut leading, task) = manager.watch().await;
+        tracing::info!(lease = %options.lease_name, identity = %options.identity, "waiting to become the leader");
+        // A standby replica is healthy and ready: it is doing its job.
+        ready.store(true, Ordering::Release);
+        tokio::select! {
+            _ = shutdown.clone() => return Ok(()),
+            _ = async { while !*leading.borrow_and_update() { if leading.changed().await.is_err() { break; } } } => {}
+        }
+        tracing::info!("became the leader");
+        lease = Some((leading, task));
+    }
+
+    let reporter = Reporter { controller: crate::meta::MANAGER.to_owned(), instance: Some(options.identity.clone()) };
+    let context = Arc::new(Context::new(client.clone(), reporter, Arc::clone(&metrics), options.settings.clone()));
+    let controllers = run_controllers(client, options.watch_namespace.clone(), context, shutdown.clone());
+    ready.store(true, Ordering::Release);
+    match lease {
+        None => {
+            controllers.await;
+            Ok(())
+        }
+        Some((mut leading, task)) => {
+            tokio::pin!(controllers);
+            let lost = async {
+                while *leading.borrow_and_update() {
+                    if leading.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let result = tokio::select! {
+                _ = &mut controllers => Ok(()),
+                _ = lost => Err(RunError::LostLease),
+            };
+            drop(leading);
+            // Dropping the receiver ends the manager's task, which releases the lease.
+            let _ = task.await;
+            result
+        }
+    }
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), RunError> {
+    let probe = ListParams::default().limit(1);
+    api::<RedisCluster>(client, namespace)
+        .list(&probe)
+        .await
+        .map_err(|source| RunError::CrdsMissing { kind: "RedisCluster", source })?;
+    api::<Backup>(client, namespace)
+        .list(&probe)
+        .await
+        .map_err(|source| RunError::CrdsMissing { kind: "Backup", source })?;
+    api::<Restore>(client, namespace)
+        .list(&probe)
+        .await
+        .map_err(|source| RunError::CrdsMissing { kind: "Restore", source })?;
+    Ok(())
+}
+
+async fn run_controllers(
+    client: Client,
+    namespace: Option<String>,
+    context: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let namespace = namespace.as_deref();
+    let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={}", crate::meta::MANAGER));
+    let clusters = Controller::new(api::<RedisCluster>(&client, namespace), watcher::Config::default())
+        .owns(api::<StatefulSet>(&client, namespace), owned.clone())
+        .owns(api::<Service>(&client, namespace), owned.clone())
+        .owns(api::<ConfigMap>(&client, namespace), owned)
+        .watches(api::<Pod>(&client, namespace), watcher::Config::default().labels(CLUSTER_LABEL), |pod: Pod| {
+            let cluster = pod.metadata.labels.as_ref()?.get(CLUSTER_LABEL)?.clone();
+            Some(ObjectRef::<RedisCluster>::new(&cluster).within(pod.metadata.namespace.as_deref()?))
+        })
+        .graceful_shutdown_on(shutdown.clone())
+        .run(cluster::reconcile, cluster::error_policy, Arc::clone(&context))
+        .for_each(|_| futures::future::ready(()));
+    let backups = Controller::new(api::<Backup>(&client, namespace), watcher::Config::default())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(backup::reconcile, backup::error_policy, Arc::clone(&context))
+        .for_each(|_| futures::future::ready(()));
+    let restores = Controller::new(api::<Restore>(&client, namespace), watcher::Config::default())
+        .watches(api::<RedisCluster>(&client, namespace), watcher::Config::default(), |cluster: RedisCluster| {
+            let restore = cluster.metadata.labels.as_ref()?.get(restore::RESTORED_BY_LABEL)?.clone();
+            Some(ObjectRef::<Restore>::new(&restore).within(cluster.metadata.namespace.as_deref()?))
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(restore::reconcile, restore::error_policy, context)
+        .for_each(|_| futures::future::ready(()));
+    tracing::info!(namespace = namespace.unwrap_or("(all)"), "controllers running");
+    futures::join!(clusters, backups, restores);
+}
