@@ -414,3 +414,177 @@ spec:
     assert_eq!(container_status(&pod, "main").map(|s| s.restart_count), Some(0));
     namespace.delete().await.expect("namespace is deleted");
 }
+
+fn terminated(
+    status: Option<&k8s_openapi::api::core::v1::ContainerState>,
+) -> Option<&k8s_openapi::api::core::v1::ContainerStateTerminated> {
+    status?.terminated.as_ref()
+}
+
+#[tokio::test]
+#[ignore = "needs the local test bed; run scripts/testbed/test.sh"]
+async fn terminated_containers_report_termination_messages() {
+    let bed = TestBed::connect().await.expect("test bed is up");
+    let namespace = bed.namespace("tb-term").await.expect("namespace");
+    let pod = |name: &str, containers: &str| -> Pod {
+        from_yaml(&format!(
+            "metadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n  containers:\n{containers}"
+        ))
+    };
+    // Fails with nothing in its termination log: the message is its log's tail.
+    create(
+        &namespace,
+        &pod(
+            "fallback",
+            &format!(
+                r#"
+  - name: main
+    image: {SHELL_IMAGE}
+    command: [sh, -c, "echo starting; echo 'preload failed: the object does not exist' >&2; exit 3"]
+    terminationMessagePolicy: FallbackToLogsOnError
+"#
+            ),
+        ),
+    )
+    .await;
+    // Writes its termination log, at the default path and at one of its own:
+    // the file wins over the log.
+    create(
+        &namespace,
+        &pod(
+            "written",
+            &format!(
+                r#"
+  - name: default-path
+    image: {SHELL_IMAGE}
+    command: [sh, -c, "echo a log line; echo custom > /dev/termination-log; exit 1"]
+    terminationMessagePolicy: FallbackToLogsOnError
+  - name: own-path
+    image: {SHELL_IMAGE}
+    command: [sh, -c, "echo mine > /dev/ferrocache-test/reason; exit 1"]
+    terminationMessagePath: /dev/ferrocache-test/reason
+"#
+            ),
+        ),
+    )
+    .await;
+    // Succeeds: the fallback applies to failures only.
+    create(
+        &namespace,
+        &pod(
+            "succeeded",
+            &format!(
+                r#"
+  - name: main
+    image: {SHELL_IMAGE}
+    command: [sh, -c, "echo all good; exit 0"]
+    terminationMessagePolicy: FallbackToLogsOnError
+"#
+            ),
+        ),
+    )
+    .await;
+
+    let pods: Api<Pod> = namespace.api();
+    let finished = |name: &'static str, phase: &'static str| {
+        let pods = pods.clone();
+        async move {
+            wait_for(&format!("pod {name} to be {phase}"), Duration::from_secs(60), || async {
+                get_pod(&pods, name)
+                    .await
+                    .filter(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(phase))
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+        }
+    };
+
+    let pod = finished("fallback", "Failed").await;
+    let status = container_status(&pod, "main").expect("container status");
+    let state = terminated(status.state.as_ref()).expect("state.terminated");
+    assert_eq!(state.exit_code, 3);
+    assert_eq!(state.reason.as_deref(), Some("Error"));
+    assert_eq!(state.message.as_deref(), Some("starting\npreload failed: the object does not exist\n"));
+    assert!(state.started_at.is_some() && state.finished_at.is_some());
+    assert!(state.started_at <= state.finished_at);
+    assert_eq!(state.container_id, status.container_id);
+    assert_eq!(state.signal, None);
+    assert_eq!(status.last_state.as_ref().and_then(|s| s.terminated.as_ref()), None);
+    assert!(!status.ready);
+
+    let pod = finished("written", "Failed").await;
+    for (container, message) in [("default-path", "custom\n"), ("own-path", "mine\n")] {
+        let state = terminated(container_status(&pod, container).and_then(|s| s.state.as_ref()))
+            .unwrap_or_else(|| panic!("state.terminated of {container}"));
+        assert_eq!((state.exit_code, state.reason.as_deref()), (1, Some("Error")));
+        assert_eq!(state.message.as_deref(), Some(message), "message of {container}");
+    }
+
+    let pod = finished("succeeded", "Succeeded").await;
+    let state = terminated(container_status(&pod, "main").and_then(|s| s.state.as_ref())).expect("state.terminated");
+    assert_eq!((state.exit_code, state.reason.as_deref()), (0, Some("Completed")));
+    assert_eq!(state.message, None, "no message for a success, even with FallbackToLogsOnError");
+
+    if bed.local_pod_dir(&namespace.name, "written").is_some() {
+        for path in ["/dev/termination-log", "/dev/ferrocache-test"] {
+            assert!(!Path::new(path).exists(), "{path} must not appear in the host's /dev");
+        }
+    }
+    namespace.delete().await.expect("namespace is deleted");
+}
+
+#[tokio::test]
+#[ignore = "needs the local test bed; run scripts/testbed/test.sh"]
+async fn restarted_container_keeps_its_termination_message_in_last_state() {
+    let bed = TestBed::connect().await.expect("test bed is up");
+    let namespace = bed.namespace("tb-term-restart").await.expect("namespace");
+    // Counts its runs in a file of its pod (an emptyDir, mounted at a
+    // directory the host has), so each run's message can be told apart from
+    // the earlier runs' log lines.
+    create::<Pod>(
+        &namespace,
+        &from_yaml(&format!(
+            r#"
+metadata: {{name: crashing}}
+spec:
+  restartPolicy: Always
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {SHELL_IMAGE}
+    command:
+    - sh
+    - -c
+    - 'n=$(($(cat /srv/runs 2>/dev/null || echo 0) + 1)); echo $n > /srv/runs; echo "run $n"; echo "crashed in run $n" >&2; exit 2'
+    terminationMessagePolicy: FallbackToLogsOnError
+    volumeMounts: [{{name: state, mountPath: /srv}}]
+  volumes: [{{name: state, emptyDir: {{}}}}]
+"#
+        )),
+    )
+    .await;
+    let pods: Api<Pod> = namespace.api();
+    // Run 3 starts after a 10 s back-off; by then the log holds two runs.
+    let pod = wait_for("the container to be restarted twice", Duration::from_secs(60), || async {
+        let pod = get_pod(&pods, "crashing").await?;
+        (container_status(&pod, "main")?.restart_count >= 2).then_some(pod)
+    })
+    .await
+    .expect("container restarts");
+    let status = container_status(&pod, "main").expect("container status");
+    let last = terminated(status.last_state.as_ref()).expect("lastState.terminated");
+    assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
+    let message = last.message.as_deref().expect("lastState.terminated.message");
+    let run: i32 = message
+        .strip_prefix("run ")
+        .and_then(|rest| rest.split_once('\n'))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected message {message:?}"));
+    assert_eq!(message, format!("run {run}\ncrashed in run {run}\n"), "only the last run's log lines");
+    assert!(
+        run == status.restart_count || run == status.restart_count + 1,
+        "lastState is the latest run ({run}, restartCount {})",
+        status.restart_count
+    );
+    namespace.delete().await.expect("namespace is deleted");
+}

@@ -45,6 +45,9 @@ pub struct KubeletConfig {
     pub max_pods: i64,
     /// Longest grace given to pods when the stand-in itself stops.
     pub shutdown_grace: Duration,
+    /// Whether containers get a private `/dev` for their termination message
+    /// file (checked when the stand-in starts; see `process::DevOverlay`).
+    pub private_dev: bool,
 }
 
 pub const USAGE: &str = "\
@@ -135,6 +138,7 @@ impl Settings {
             memory_bytes: number("memory", self.memory_gib, 64)? << 30,
             max_pods: number("max pods", self.max_pods, 250)?,
             shutdown_grace: Duration::from_secs(10),
+            private_dev: true,
         })
     }
 }

@@ -8,10 +8,11 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::pod::{PodContext, PrepareError, Slot};
+use super::pod::{PodContext, PrepareError, PreparedProcess, Slot};
 use super::probe::{self, ProbeResult, ProbeTarget, ProbeTiming};
 use super::process::{self, ProcessSpec};
 use super::status::{Phase, Terminated};
+use super::termination;
 
 /// Restart back-off, as the kubelet's: the first restart is immediate, then
 /// 10 s doubling up to 5 min; a container that ran 10 min starts over.
@@ -91,8 +92,8 @@ pub async fn run(context: Arc<PodContext>, slot: Slot, container: Container, mut
         if stop_requested(&stop).is_some() {
             return ContainerOutcome::Stopped;
         }
-        let spec = match context.prepare_process(&container).await {
-            Ok(spec) => spec,
+        let (spec, termination_source) = match context.prepare_process(&container).await {
+            Ok(PreparedProcess { process, termination }) => (process, termination),
             Err(error) => {
                 let reason = match error {
                     PrepareError::Volumes(_) => "ContainerCreating",
@@ -116,9 +117,8 @@ pub async fn run(context: Arc<PodContext>, slot: Slot, container: Container, mut
                 warn!(pod = %context.key(), container = %container.name, error = &error as &dyn std::error::Error, "unable to start container");
                 let terminated = Terminated {
                     exit_code: 128,
-                    signal: None,
                     reason: "StartError".into(),
-                    message: Some(error.to_string()),
+                    message: termination::combine(Some(process::error_chain(&error)), termination_source.message(128)),
                     started_at: None,
                     finished_at: Timestamp::now(),
                     container_id: None,
@@ -141,7 +141,13 @@ pub async fn run(context: Arc<PodContext>, slot: Slot, container: Container, mut
 
                 let (kill_sender, mut kill_receiver) = mpsc::channel::<String>(1);
                 let probes = (!is_init).then(|| {
-                    tokio::spawn(run_probes(context.clone(), slot, container.clone(), spec.clone(), kill_sender))
+                    // Exec probes run inside the container's mounts, as with `kubectl exec`.
+                    let exec = if spec.has_private_mounts() {
+                        ProcessSpec { join_mounts_of: Some(pid), ..spec.clone() }
+                    } else {
+                        spec.clone()
+                    };
+                    tokio::spawn(run_probes(context.clone(), slot, container.clone(), exec, kill_sender))
                 });
                 let end = tokio::select! {
                     status = child.wait() => RunEnd::Exited(status),
@@ -158,24 +164,34 @@ pub async fn run(context: Arc<PodContext>, slot: Slot, container: Container, mut
                 process::signal_group(pid, libc::SIGKILL);
                 context.remove_pid_file(&container.name);
                 let finished_at = Timestamp::now();
-                let (status, message, probe_killed) = match end {
-                    RunEnd::Exited(status) | RunEnd::Stopped(status) => (status, None, false),
-                    RunEnd::ProbeKilled(status, message) => (status, Some(message), true),
+                let (status, probe_failure) = match end {
+                    RunEnd::Exited(status) | RunEnd::Stopped(status) => (status, None),
+                    RunEnd::ProbeKilled(status, message) => (status, Some(message)),
                 };
-                let (exit_code, signal) = match status {
-                    Ok(status) => (process::exit_code(status), process::exit_signal(status)),
-                    Err(_) => (137, Some(libc::SIGKILL)),
+                let exit_code = match status {
+                    Ok(status) => process::exit_code(status),
+                    Err(_) => 137,
                 };
+                // As with a container runtime, the kubelet's message is only
+                // the termination message: a probe failure goes to an Event
+                // on a real node and to this log here.
                 let terminated = Terminated {
                     exit_code,
-                    signal,
                     reason: if exit_code == 0 { "Completed".into() } else { "Error".into() },
-                    message,
+                    message: termination::combine(None, termination_source.message(exit_code)),
                     started_at: Some(started_at),
                     finished_at,
                     container_id: Some(container_id.clone()),
                 };
-                info!(pod = %context.key(), container = %container.name, pid, exit_code, probe_killed, "container exited");
+                let probe_killed = probe_failure.is_some();
+                match &probe_failure {
+                    Some(failure) => {
+                        info!(pod = %context.key(), container = %container.name, pid, exit_code, %failure, "container killed after a failed probe")
+                    }
+                    None => {
+                        info!(pod = %context.key(), container = %container.name, pid, exit_code, "container exited")
+                    }
+                }
                 (terminated, probe_killed)
             }
         };

@@ -4,9 +4,10 @@
 //! for each pod: gives it a loopback address of its own as `status.podIP`,
 //! writes its volumes, resolves its env as the kubelet does, starts each
 //! container as a process of the binary the workspace built for its image,
-//! runs probes, reports container statuses and conditions, restarts per
-//! `restartPolicy` with back-off, and on deletion stops the processes
-//! (SIGTERM, then SIGKILL after the grace period) and deletes the pod.
+//! runs probes, reports container statuses (with termination messages) and
+//! conditions, restarts per `restartPolicy` with back-off, and on deletion
+//! stops the processes (SIGTERM, then SIGKILL after the grace period) and
+//! deletes the pod.
 //!
 //! What it does not do: `kubectl logs`/`exec`/`port-forward` (read
 //! `<run dir>/pods/<namespace>_<pod>/<container>.log` instead), resource
@@ -28,6 +29,7 @@
 //! - [`image`]: image and command to a local executable.
 //! - [`ipam`], [`network`]: pod IPs and their addresses on `lo`.
 //! - [`status`]: pod phase, conditions and container statuses (pure).
+//! - [`termination`]: termination message files and `FallbackToLogsOnError`.
 
 pub mod config;
 pub mod container;
@@ -42,6 +44,7 @@ pub mod probe;
 pub mod process;
 pub mod quantity;
 pub mod status;
+pub mod termination;
 pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
@@ -78,12 +81,18 @@ pub enum KubeletError {
 /// processes (leaving the pod objects) and marks the Node not ready.
 pub async fn run(
     client: Client,
-    config: KubeletConfig,
+    mut config: KubeletConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), KubeletError> {
-    let config = Arc::new(config);
     let pods_dir = config.run_dir.join("pods");
     std::fs::create_dir_all(&pods_dir).map_err(|source| KubeletError::RunDir { path: pods_dir.clone(), source })?;
+    if config.private_dev {
+        if let Err(reason) = process::check_dev_overlay(&config.run_dir.join("dev-check")).await {
+            warn!(%reason, "containers get no private /dev: termination message files below /dev are left out (FallbackToLogsOnError still works)");
+            config.private_dev = false;
+        }
+    }
+    let config = Arc::new(config);
     clear_pod_addresses(&config).await;
     node::register(&client, &config).await.map_err(KubeletError::Register)?;
     info!(node = %config.node_name, run_dir = %config.run_dir.display(), "node registered and ready");

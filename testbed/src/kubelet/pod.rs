@@ -21,6 +21,7 @@ use super::ipam::PodIpAllocator;
 use super::network;
 use super::process::ProcessSpec;
 use super::status::{self, ContainerRuntimeState, PodRuntimeState};
+use super::termination::{self, TerminationSource};
 use super::volumes::{self, VolumeError, VolumeRoots};
 
 /// `PATH` of a container whose env does not set one (Docker's default).
@@ -192,8 +193,9 @@ impl PodContext {
         Ok(sources)
     }
 
-    /// Everything needed to start `container` now: env, command, mounts.
-    pub async fn prepare_process(&self, container: &Container) -> Result<ProcessSpec, PrepareError> {
+    /// Everything needed to start `container` now: env, command, mounts, and
+    /// a fresh termination message file.
+    pub async fn prepare_process(&self, container: &Container) -> Result<PreparedProcess, PrepareError> {
         let volumes = self.ensure_volumes().await.map_err(PrepareError::Volumes)?;
         let sources = self.env_sources(container).await?;
         let mut environment =
@@ -223,7 +225,10 @@ impl PodContext {
             .images
             .resolve(container.image.as_deref().unwrap_or_default(), &command, &args, &path)
             .map_err(PrepareError::Image)?;
-        let mounts = volumes::container_mounts(container, &self.pod, &volumes).map_err(PrepareError::Mounts)?;
+        let mut mounts = volumes::container_mounts(container, &self.pod, &volumes).map_err(PrepareError::Mounts)?;
+        let termination = termination::prepare(container, &self.pod_dir, &mounts, self.config.private_dev);
+        // Last: the file may lie inside a volume.
+        mounts.extend(termination.mount);
         let working_dir = container
             .working_dir
             .as_ref()
@@ -235,15 +240,24 @@ impl PodContext {
                 warn!(path = %dir.display(), error = &error as &dyn std::error::Error, "unable to create directory");
             }
         }
-        Ok(ProcessSpec {
+        let process = ProcessSpec {
             program: executable.program,
             args: executable.args,
             env: environment.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
             working_dir,
             log_file: Some(self.pod_dir.join(format!("{}.log", container.name))),
             mounts,
-        })
+            dev_overlay: termination.dev_overlay,
+            join_mounts_of: None,
+        };
+        Ok(PreparedProcess { process, termination: termination.source })
     }
+}
+
+/// A container process ready to start, and where its termination message will come from.
+pub struct PreparedProcess {
+    pub process: ProcessSpec,
+    pub termination: TerminationSource,
 }
 
 /// Why a pod worker is asked to stop.
@@ -460,10 +474,12 @@ async fn run_pod(
     if let Some(ip) = allocated {
         lock(&ipam).release(ip);
     }
-    let volumes_dir = dir.join("volumes");
-    if volumes_dir.exists() {
-        if let Err(error) = std::fs::remove_dir_all(&volumes_dir) {
-            warn!(pod = %key, error = &error as &dyn std::error::Error, "unable to remove pod volumes");
+    // Volumes and what containers wrote to their private /dev.
+    for private in [dir.join("volumes"), dir.join("dev")] {
+        if private.exists() {
+            if let Err(error) = std::fs::remove_dir_all(&private) {
+                warn!(pod = %key, path = %private.display(), error = &error as &dyn std::error::Error, "unable to remove pod files");
+            }
         }
     }
     if let StopReason::Deleted { .. } = reason {

@@ -241,7 +241,7 @@ env:
                 env: vec![],
                 working_dir: std::env::temp_dir(),
                 log_file: None,
-                mounts: vec![],
+                ..ProcessSpec::default()
             },
         };
         let probe: Probe = serde_json::from_value(serde_json::json!({"tcpSocket": {"port": port}})).expect("probe");

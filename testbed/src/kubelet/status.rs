@@ -12,11 +12,14 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-/// A finished run of a container.
+/// A finished run of a container, as the kubelet reports it: `reason` is
+/// `Completed` for exit code 0 and `Error` otherwise (`StartError` when the
+/// process could not start), a process killed by a signal exits with
+/// 128 + the signal (the kubelet never sets `signal`), and `message` is the
+/// termination message (see [`super::termination`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Terminated {
     pub exit_code: i32,
-    pub signal: Option<i32>,
     pub reason: String,
     pub message: Option<String>,
     pub started_at: Option<Timestamp>,
@@ -127,7 +130,7 @@ fn time(timestamp: Timestamp) -> Time {
 fn terminated_state(terminated: &Terminated) -> ContainerStateTerminated {
     ContainerStateTerminated {
         exit_code: terminated.exit_code,
-        signal: terminated.signal,
+        signal: None,
         reason: Some(terminated.reason.clone()),
         message: terminated.message.clone(),
         started_at: terminated.started_at.map(time),
@@ -264,7 +267,6 @@ mod tests {
         ContainerRuntimeState {
             phase: Phase::Terminated(Terminated {
                 exit_code,
-                signal: None,
                 reason: if exit_code == 0 { "Completed".into() } else { "Error".into() },
                 message: None,
                 started_at: Some(now()),
@@ -328,7 +330,37 @@ mod tests {
         assert_eq!(status.phase.as_deref(), Some("Running"));
         let reported = &status.container_statuses.as_ref().expect("statuses")[0];
         assert_eq!(reported.restart_count, 2);
-        assert!(reported.last_state.as_ref().and_then(|s| s.terminated.as_ref()).is_some());
+        let last = reported.last_state.as_ref().and_then(|s| s.terminated.as_ref()).expect("lastState.terminated");
+        assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+        assert_eq!(
+            reported.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()),
+            Some("CrashLoopBackOff")
+        );
+    }
+
+    #[test]
+    fn terminated_state_reports_what_the_kubelet_does() {
+        let mut container = exited("a", 3);
+        if let Phase::Terminated(terminated) = &mut container.phase {
+            terminated.message = Some("preload failed".into());
+            terminated.container_id = Some("process://42".into());
+        }
+        let status = container_status(&container);
+        let terminated = status.state.as_ref().and_then(|s| s.terminated.as_ref()).expect("terminated");
+        assert_eq!(terminated.exit_code, 3);
+        assert_eq!(terminated.reason.as_deref(), Some("Error"));
+        assert_eq!(terminated.message.as_deref(), Some("preload failed"));
+        assert_eq!(terminated.signal, None, "the kubelet never reports the signal");
+        assert_eq!(terminated.started_at, Some(Time(now())));
+        assert_eq!(terminated.finished_at, Some(Time(now())));
+        assert_eq!(terminated.container_id.as_deref(), Some("process://42"));
+        assert_eq!(status.last_state, Some(ContainerState::default()), "no earlier run: lastState is {{}}");
+        let json = serde_json::to_value(terminated).expect("json");
+        assert_eq!(json["reason"], "Error");
+        let completed = container_status(&exited("b", 0));
+        let terminated = completed.state.and_then(|s| s.terminated).expect("terminated");
+        assert_eq!(terminated.reason.as_deref(), Some("Completed"));
+        assert_eq!(terminated.message, None, "an empty message is left out");
     }
 
     #[test]
