@@ -79,6 +79,8 @@ pub struct JobStatus {
     pub destination: String,
     pub method: String,
     pub reason: String,
+    /// When the node started the job, in milliseconds since the epoch.
+    pub started_ms: i64,
     pub bytes: i64,
     pub keys: i64,
     pub crc64: String,
@@ -248,6 +250,7 @@ fn job_status(value: &Value) -> Option<JobStatus> {
         destination: field("destination"),
         method: field("method"),
         reason: field("reason"),
+        started_ms: number("started_ms"),
         bytes: number("bytes"),
         keys: number("keys"),
         crc64: field("crc64"),

@@ -89,8 +89,12 @@ pub fn write_entry<W: Write>(writer: &mut RdbWriter<W>, entry: &Entry) -> Result
 
 /// Writes a whole image of `store` as it is now (the fork child and SAVE):
 /// every database with its live keys, as of `now_ms`. Returns the keys written.
+///
+/// `rdb-key-save-delay` (microseconds) sleeps after each key, as Redis does,
+/// so tests can make a snapshot last long enough to interfere with it.
 pub fn write_image<W: Write>(store: &Store, out: W, now_ms: i64) -> Result<u64, RdbError> {
     let mut writer = RdbWriter::new(out, encode_options(&store.config))?;
+    let key_delay = std::time::Duration::from_micros(store.config.rdb_key_save_delay);
     writer.write_standard_aux(now_ms / 1000, crate::alloc::used_memory())?;
     for (index, db) in store.dbs.iter().enumerate() {
         if db.is_empty() {
@@ -102,6 +106,9 @@ pub fn write_image<W: Write>(store: &Store, out: W, now_ms: i64) -> Result<u64, 
                 continue;
             }
             write_entry(&mut writer, entry)?;
+            if !key_delay.is_zero() {
+                std::thread::sleep(key_delay);
+            }
         }
     }
     let keys = writer.keys_written();

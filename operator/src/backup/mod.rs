@@ -330,7 +330,7 @@ async fn step(
         Ok(None) => {
             return Ok(Step::Fail("SidecarMissing", format!("{uri} has no sidecar: the upload did not complete")))
         }
-        Err(error) if error.is_transient() => return Err(BackupError::Store(error)),
+        Err(error) if error.is_transient() => return Ok(store_unavailable(context, &job, &error)),
         Err(error) => return Ok(Step::Fail(error.reason(), error_chain(&error))),
     };
     if sidecar.metadata.crc64 != job.crc64
@@ -392,11 +392,35 @@ async fn step(
         shards: vec![shard],
     };
     let body = serde_json::to_vec_pretty(&document).unwrap_or_default();
-    s3::put_small_object(&client, bucket, &manifest_key, body.into(), "application/json")
-        .await
-        .map_err(BackupError::Store)?;
+    match s3::put_small_object(&client, bucket, &manifest_key, body.into(), "application/json").await {
+        Ok(()) => {}
+        Err(error) if error.is_transient() => return Ok(store_unavailable(context, &job, &error)),
+        Err(error) => return Ok(Step::Fail(error.reason(), error_chain(&error))),
+    }
     complete(status, &document, format!("s3://{bucket}/{manifest_key}"), Time(completed));
     Ok(Step::Complete)
+}
+
+/// The node wrote its snapshot but the store cannot be reached to verify it and write the
+/// manifest: wait for the store, and fail once it has been away longer than the patience.
+fn store_unavailable(context: &Context, job: &JobStatus, error: &S3Error) -> Step {
+    let finished_ms = job.started_ms + job.duration_ms;
+    let waited = Duration::from_millis(u64::try_from(context.now().as_millisecond() - finished_ms).unwrap_or(0));
+    if waited > PATIENCE {
+        Step::Fail(
+            "StoreUnreachable",
+            format!(
+                "the snapshot was written but the store stayed unreachable for {}s: {}",
+                waited.as_secs(),
+                error_chain(error)
+            ),
+        )
+    } else {
+        Step::Wait(
+            Duration::from_secs(5),
+            format!("waiting for the object store to complete the backup: {}", error_chain(error)),
+        )
+    }
 }
 
 fn complete(status: &mut BackupStatus, document: &Manifest, manifest_uri: String, completed: Time) {
