@@ -1,7 +1,9 @@
 //! What every reconcile shares: the client, the Event recorder, metrics, the
 //! clock and the operator's settings.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
@@ -38,6 +40,18 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
+    /// Consecutive failed reconciles per object, for the error backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// The first retry after a failed reconcile; each further failure doubles it.
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// The longest wait between retries of a failing object.
+const LONGEST_RETRY: Duration = Duration::from_secs(300);
+
+/// The wait before retry number `failures` (1 for the first failure).
+pub fn backoff(failures: u32) -> Duration {
+    FIRST_RETRY.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(LONGEST_RETRY)
 }
 
 /// The longest Event note Kubernetes accepts.
@@ -51,7 +65,23 @@ impl Context {
             metrics,
             clock: Arc::new(SystemClock),
             settings,
+            failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records one more failed reconcile of `object` and returns how long to wait before the
+    /// next attempt (exponential, capped).
+    pub fn retry_after_failure(&self, object: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = failures.entry(object.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        backoff(*count)
+    }
+
+    /// Forgets the failures of `object` after a successful reconcile.
+    pub fn reconciled(&self, object: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        failures.remove(object);
     }
 
     pub fn now(&self) -> Timestamp {
@@ -73,6 +103,16 @@ impl Context {
     }
 }
 
+/// The key of an object in the failure counts: `kind/namespace/name`.
+pub fn object_key<K: kube::Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.meta().namespace.as_deref().unwrap_or(""),
+        object.meta().name.as_deref().unwrap_or("")
+    )
+}
+
 /// An error with its whole chain of causes, as one line for status and Events.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -86,4 +126,25 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(2), Duration::from_secs(4));
+        assert_eq!(backoff(5), Duration::from_secs(32));
+        assert_eq!(backoff(40), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn errors_show_their_whole_chain_once() {
+        let inner = std::io::Error::other("connection refused");
+        let outer = crate::store::CredentialsError::Missing("s3".into());
+        assert_eq!(error_chain(&outer), "credentials Secret s3 does not exist");
+        assert_eq!(error_chain(&inner), "connection refused");
+    }
 }

@@ -27,7 +27,7 @@ use tracing::{field, instrument, Span};
 
 use self::manifest::{BackupIdentity, ClusterMetadata, Manifest, ShardManifest};
 use crate::condition::{self, State};
-use crate::context::{error_chain, Context};
+use crate::context::{error_chain, object_key, Context};
 use crate::crd::{Backup, BackupShardStatus, BackupStatus, RedisCluster, RetainPolicy};
 use crate::node_client::{JobStatus, NodeConnection, NodeError, NODE_PORT};
 use crate::store::{self, CredentialsError};
@@ -100,6 +100,7 @@ pub async fn reconcile(backup: Arc<Backup>, context: Arc<Context>) -> Result<Act
     let namespace = backup.namespace().unwrap_or_default();
     Span::current().record("namespace", namespace.as_str());
     let api: Api<Backup> = Api::namespaced(context.client.clone(), &namespace);
+    let key = object_key(backup.as_ref());
     let result = finalizer(&api, FINALIZER, backup, |event| async {
         match event {
             FinalizerEvent::Apply(backup) => apply(&backup, &context).await,
@@ -114,18 +115,22 @@ pub async fn reconcile(backup: Arc<Backup>, context: Arc<Context>) -> Result<Act
         other => BackupError::Finalizer(Box::new(other)),
     });
     context.metrics.reconciled(CONTROLLER, started.elapsed().as_secs_f64());
-    if let Err(error) = &result {
-        context.metrics.failed(CONTROLLER, error.reason());
-        tracing::warn!(error = error as &dyn std::error::Error, reason = error.reason(), "reconcile failed");
+    match &result {
+        Ok(_) => context.reconciled(&key),
+        Err(error) => {
+            context.metrics.failed(CONTROLLER, error.reason());
+            tracing::warn!(error = error as &dyn std::error::Error, reason = error.reason(), "reconcile failed");
+        }
     }
     result
 }
 
-/// What to do after a failed reconcile: every error here may pass, so retry soon.
-pub fn error_policy(_backup: Arc<Backup>, error: &BackupError, _context: Arc<Context>) -> Action {
+/// What to do after a failed reconcile: every error here may pass, so retry with backoff
+/// (a snapshot still running is polled at a steady pace instead).
+pub fn error_policy(backup: Arc<Backup>, error: &BackupError, context: Arc<Context>) -> Action {
     match error {
         BackupError::InProgress => Action::requeue(Duration::from_secs(5)),
-        _ => Action::requeue(Duration::from_secs(3)),
+        _ => Action::requeue(context.retry_after_failure(&object_key(backup.as_ref()))),
     }
 }
 
@@ -268,8 +273,8 @@ async fn step(
     let Some(address) = pod.as_ref().and_then(|pod| pod.status.as_ref()?.pod_ip.as_ref()?.parse().ok()) else {
         return Ok(Step::Wait(Duration::from_secs(5), format!("waiting for node {pod_name} to have an address")));
     };
-    let object_key = manifest::shard_key(folder, 0);
-    let uri = format!("s3://{bucket}/{object_key}");
+    let data_key = manifest::shard_key(folder, 0);
+    let uri = format!("s3://{bucket}/{data_key}");
     let job_id = status.job_id.clone().unwrap_or_else(|| job_id(backup));
     let mut node = match NodeConnection::connect(SocketAddr::new(address, NODE_PORT), password.as_deref()).await {
         Ok(node) => node,
@@ -325,7 +330,7 @@ async fn step(
         ));
     }
     // Verify what the node recorded next to the data, then complete with the manifest.
-    let sidecar = match s3::read_sidecar::<CommitInfo>(&client, bucket, &object_key).await {
+    let sidecar = match s3::read_sidecar::<CommitInfo>(&client, bucket, &data_key).await {
         Ok(Some(sidecar)) => sidecar,
         Ok(None) => {
             return Ok(Step::Fail("SidecarMissing", format!("{uri} has no sidecar: the upload did not complete")))

@@ -23,7 +23,7 @@ use tracing::{field, instrument, Span};
 use self::status::Observation;
 use self::validate::{InvalidCluster, Preload, ValidatedCluster};
 use crate::condition::{self, Observed, State};
-use crate::context::{error_chain, Context};
+use crate::context::{error_chain, object_key, Context};
 use crate::crd::{Backup, RedisCluster, RedisClusterStatus};
 use crate::meta::MANAGER;
 use crate::node_client::{NodeConnection, NodeError, NODE_PORT};
@@ -88,6 +88,9 @@ pub async fn reconcile(cluster: Arc<RedisCluster>, context: Arc<Context>) -> Res
     Span::current().record("namespace", namespace.as_str());
     let result = reconcile_inner(&cluster, &context, &namespace).await;
     context.metrics.reconciled(CONTROLLER, started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        context.reconciled(&object_key(cluster.as_ref()));
+    }
     if let Err(error) = &result {
         context.metrics.failed(CONTROLLER, error.reason());
         tracing::warn!(error = error as &dyn std::error::Error, reason = error.reason(), "reconcile failed");
@@ -362,10 +365,9 @@ async fn write_status(
 }
 
 /// What to do after a failed reconcile: retry soon, with the reason recorded.
-pub fn error_policy(_cluster: Arc<RedisCluster>, error: &ClusterError, _context: Arc<Context>) -> Action {
+pub fn error_policy(cluster: Arc<RedisCluster>, error: &ClusterError, context: Arc<Context>) -> Action {
     match error {
         ClusterError::Invalid(_) => Action::await_change(),
-        ClusterError::Password(_) => Action::requeue(Duration::from_secs(15)),
-        _ => Action::requeue(Duration::from_secs(5)),
+        _ => Action::requeue(context.retry_after_failure(&object_key(cluster.as_ref()))),
     }
 }

@@ -15,7 +15,7 @@ use tracing::{field, instrument, Span};
 use crate::backup::manifest::{self, Manifest};
 use crate::cluster::validate;
 use crate::condition::{self, State};
-use crate::context::{error_chain, Context};
+use crate::context::{error_chain, object_key, Context};
 use crate::crd::{Backup, RedisCluster, RedisClusterSpec, Restore, RestoreSource, RestoreStatus, S3Object};
 use crate::store;
 
@@ -90,15 +90,19 @@ pub async fn reconcile(restore: Arc<Restore>, context: Arc<Context>) -> Result<A
     Span::current().record("namespace", namespace.as_str());
     let result = reconcile_inner(&restore, &context, &namespace).await;
     context.metrics.reconciled(CONTROLLER, started.elapsed().as_secs_f64());
-    if let Err(error) = &result {
-        context.metrics.failed(CONTROLLER, error.reason());
-        tracing::warn!(error = error as &dyn std::error::Error, reason = error.reason(), "reconcile failed");
+    match &result {
+        Ok(_) => context.reconciled(&object_key(restore.as_ref())),
+        Err(error) => {
+            context.metrics.failed(CONTROLLER, error.reason());
+            tracing::warn!(error = error as &dyn std::error::Error, reason = error.reason(), "reconcile failed");
+        }
     }
     result
 }
 
-pub fn error_policy(_restore: Arc<Restore>, _error: &RestoreError, _context: Arc<Context>) -> Action {
-    Action::requeue(Duration::from_secs(5))
+/// What to do after a failed reconcile: retry with backoff.
+pub fn error_policy(restore: Arc<Restore>, _error: &RestoreError, context: Arc<Context>) -> Action {
+    Action::requeue(context.retry_after_failure(&object_key(restore.as_ref())))
 }
 
 async fn reconcile_inner(restore: &Restore, context: &Context, namespace: &str) -> Result<Action, RestoreError> {

@@ -190,6 +190,18 @@ async fn backup_and_restore_keep_every_key_value_and_ttl_while_the_source_takes_
     for name in ["manifest.json", "shard-0.rdb", "shard-0.rdb.meta.json"] {
         assert!(objects.contains(&format!("{folder}{name}")), "{name} is missing from {objects:?}");
     }
+    if let Some((code, metrics)) = env.operator_http("/metrics") {
+        assert_eq!(code, 200);
+        for series in [
+            "ferrocache_backups_total{outcome=\"available\"}",
+            "ferrocache_backup_size_bytes_count",
+            "ferrocache_reconciles_total{controller=\"restore\"}",
+        ] {
+            assert!(metrics.contains(series), "/metrics lacks {series}:\n{metrics}");
+        }
+        assert_eq!(env.operator_http("/healthz").map(|(code, _)| code), Some(200));
+        assert_eq!(env.operator_http("/readyz").map(|(code, _)| code), Some(200));
+    }
     let table = env.kubectl(&["get", "redisclusters,backups,restores", "-n", &ns]).expect("kubectl get");
     assert!(table.contains("Available") && table.contains("nightly") && table.contains("restored"), "{table}");
 

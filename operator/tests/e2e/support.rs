@@ -40,6 +40,7 @@ pub struct Env {
 }
 
 static OPERATOR: Mutex<Option<Child>> = Mutex::new(None);
+static METRICS_ADDRESS: Mutex<Option<SocketAddr>> = Mutex::new(None);
 static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn repository() -> PathBuf {
@@ -127,6 +128,25 @@ impl Env {
             .spawn()
             .expect("start ferrocache-operator");
         *OPERATOR.lock().expect("lock") = Some(child);
+        *METRICS_ADDRESS.lock().expect("lock") = Some(metrics);
+    }
+
+    /// `GET path` from the operator these tests started (`None` for an operator installed in
+    /// the cluster): the status code and the body.
+    pub fn operator_http(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::Read;
+        let address = (*METRICS_ADDRESS.lock().expect("lock"))?;
+        if external_operator() {
+            return None;
+        }
+        let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let code = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+        Some((code, body))
     }
 
     /// Kills the operator without warning: SIGKILL to the process these tests started, or
