@@ -108,8 +108,14 @@ impl Env {
     }
 
     /// Starts `ferrocache-operator` against the cluster (a replica with leader election, as
-    /// the chart runs it).
+    /// the chart runs it). It is stopped when the test process exits.
     pub fn start_operator(&self) {
+        static REGISTERED: OnceLock<()> = OnceLock::new();
+        REGISTERED.get_or_init(|| {
+            // SAFETY: registers a plain function with no preconditions.
+            let registered = unsafe { libc::atexit(stop_operator_at_exit) };
+            assert_eq!(registered, 0, "unable to register the operator's cleanup");
+        });
         let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -229,6 +235,28 @@ impl Env {
             region()
         )
     }
+}
+
+/// Stops the operator these tests started: SIGTERM, then SIGKILL after five seconds.
+extern "C" fn stop_operator_at_exit() {
+    let Ok(mut operator) = OPERATOR.lock() else {
+        return;
+    };
+    let Some(mut child) = operator.take() else {
+        return;
+    };
+    // SAFETY: sends a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    for _ in 0..50 {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().ok();
+    child.wait().ok();
 }
 
 fn kubectl(kubeconfig: &str, args: &[&str], input: Option<&str>) -> Result<String, String> {
