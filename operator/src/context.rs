@@ -26,6 +26,22 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock read from a file holding an RFC 3339 time, falling back to the system clock when
+/// the file is absent or unreadable. Tests move time with it (`--clock-file`) instead of
+/// sleeping: schedules and retention then run on the time they write.
+pub struct FileClock {
+    pub path: std::path::PathBuf,
+}
+
+impl Clock for FileClock {
+    fn now(&self) -> Timestamp {
+        std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or_else(Timestamp::now)
+    }
+}
+
 /// Settings of the operator process that reconciles read.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -58,12 +74,18 @@ pub fn backoff(failures: u32) -> Duration {
 const NOTE_LIMIT: usize = 1024;
 
 impl Context {
-    pub fn new(client: Client, reporter: Reporter, metrics: Arc<Metrics>, settings: Settings) -> Self {
+    pub fn new(
+        client: Client,
+        reporter: Reporter,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
-            clock: Arc::new(SystemClock),
+            clock,
             settings,
             failures: Mutex::new(HashMap::new()),
         }

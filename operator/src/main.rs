@@ -32,6 +32,10 @@ struct Arguments {
     /// Watch only this namespace (all when unset).
     #[arg(long, env = "FERROCACHE_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
+    /// Read the current time from this file (an RFC 3339 time) when it exists: lets tests drive
+    /// schedules and retention without waiting.
+    #[arg(long, env = "FERROCACHE_CLOCK_FILE", hide = true)]
+    clock_file: Option<std::path::PathBuf>,
     /// Log as JSON lines or as text.
     #[arg(long, env = "FERROCACHE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -59,6 +63,7 @@ fn main() {
         lease_namespace: arguments.lease_namespace,
         identity,
         watch_namespace: arguments.watch_namespace.filter(|namespace| !namespace.is_empty()),
+        clock_file: arguments.clock_file,
         settings: Settings { node_image: arguments.node_image },
     };
     let runtime = match tokio::runtime::Runtime::new() {

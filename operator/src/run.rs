@@ -33,6 +33,8 @@ pub struct Options {
     pub identity: String,
     /// Watch only this namespace; all when `None`.
     pub watch_namespace: Option<String>,
+    /// Read the time from this file (tests); the system clock otherwise.
+    pub clock_file: Option<std::path::PathBuf>,
     pub settings: Settings,
 }
 
@@ -94,7 +96,12 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()> + Send + '
     }
 
     let reporter = Reporter { controller: crate::meta::MANAGER.to_owned(), instance: Some(options.identity.clone()) };
-    let context = Arc::new(Context::new(client.clone(), reporter, Arc::clone(&metrics), options.settings.clone()));
+    let clock: Arc<dyn crate::context::Clock> = match &options.clock_file {
+        Some(path) => Arc::new(crate::context::FileClock { path: path.clone() }),
+        None => Arc::new(crate::context::SystemClock),
+    };
+    let context =
+        Arc::new(Context::new(client.clone(), reporter, Arc::clone(&metrics), options.settings.clone(), clock));
     let controllers = run_controllers(client, options.watch_namespace.clone(), context, shutdown.clone());
     ready.store(true, Ordering::Release);
     match lease {
@@ -162,6 +169,14 @@ async fn run_controllers(
         .owns(api::<StatefulSet>(&client, namespace), owned.clone())
         .owns(api::<Service>(&client, namespace), owned.clone())
         .owns(api::<ConfigMap>(&client, namespace), owned)
+        .watches(
+            api::<Backup>(&client, namespace),
+            watcher::Config::default().labels(CLUSTER_LABEL),
+            |backup: Backup| {
+                let cluster = backup.metadata.labels.as_ref()?.get(CLUSTER_LABEL)?.clone();
+                Some(ObjectRef::<RedisCluster>::new(&cluster).within(backup.metadata.namespace.as_deref()?))
+            },
+        )
         .watches(api::<Pod>(&client, namespace), watcher::Config::default().labels(CLUSTER_LABEL), |pod: Pod| {
             let cluster = pod.metadata.labels.as_ref()?.get(CLUSTER_LABEL)?.clone();
             Some(ObjectRef::<RedisCluster>::new(&cluster).within(pod.metadata.namespace.as_deref()?))

@@ -57,6 +57,49 @@ pub struct Manifest {
     pub keys: i64,
     /// `fork`, `forkless`, or `mixed` when shards differ.
     pub method: String,
+    /// For a copy: the manifest it was copied from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<String>,
+}
+
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadManifestError {
+    #[error("unable to read the manifest s3://{bucket}/{key}: {detail}")]
+    Read { bucket: String, key: String, detail: String },
+    #[error("s3://{bucket}/{key} is not a backup manifest")]
+    Invalid {
+        bucket: String,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Reads the manifest `s3://bucket/key`; `Ok(None)` when there is none.
+pub async fn read(
+    client: &ferrocache_node::s3::S3Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Manifest>, ReadManifestError> {
+    let read_error =
+        |detail: String| ReadManifestError::Read { bucket: bucket.to_owned(), key: key.to_owned(), detail };
+    let output = match client.sdk().get_object().bucket(bucket).key(key).send().await {
+        Ok(output) => output,
+        Err(error) => {
+            let missing = error.as_service_error().is_some_and(|service| service.is_no_such_key());
+            if missing {
+                return Ok(None);
+            }
+            return Err(read_error(crate::context::error_chain(&error)));
+        }
+    };
+    let body = output.body.collect().await.map_err(|error| read_error(error.to_string()))?.into_bytes();
+    serde_json::from_slice(&body).map(Some).map_err(|source| ReadManifestError::Invalid {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        source,
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 //! recorded in status before a node is asked, so an operator restarted in
 //! mid-backup finds the node's job again instead of starting a second one.
 
+mod copy;
 pub mod manifest;
 
 use std::collections::BTreeMap;
@@ -84,7 +85,7 @@ impl BackupError {
 }
 
 /// The outcome of one visit that did not hit an error.
-enum Step {
+pub(crate) enum Step {
     /// Come back after this long.
     Wait(Duration, String),
     /// The backup failed for good: reason and message.
@@ -94,7 +95,7 @@ enum Step {
 }
 
 /// Reconciles one Backup.
-#[instrument(skip_all, fields(object = %backup.name_any(), namespace = field::Empty, cluster = %backup.spec.cluster))]
+#[instrument(skip_all, fields(object = %backup.name_any(), namespace = field::Empty, cluster = backup.spec.cluster.as_deref().unwrap_or_default()))]
 pub async fn reconcile(backup: Arc<Backup>, context: Arc<Context>) -> Result<Action, BackupError> {
     let started = Instant::now();
     let namespace = backup.namespace().unwrap_or_default();
@@ -157,7 +158,11 @@ async fn apply(backup: &Backup, context: &Context) -> Result<Action, BackupError
         status.start_time = Some(Time(context.now()));
         status.location = Some(format!("s3://{bucket}/{folder}"));
         status.job_id = Some(job_id(backup));
-        let message = format!("backing up RedisCluster {} to s3://{bucket}/{folder}", backup.spec.cluster);
+        let message = match (&backup.spec.cluster, &backup.spec.copy_from) {
+            (Some(cluster), _) => format!("backing up RedisCluster {cluster} to s3://{bucket}/{folder}"),
+            (None, Some(source)) => format!("copying Backup {source} to s3://{bucket}/{folder}"),
+            (None, None) => "starting".to_owned(),
+        };
         write_status(backup, context, status.clone(), State::Creating, "Creating", &message).await?;
         status = backup.status.clone().unwrap_or(status);
     }
@@ -204,7 +209,7 @@ fn out_of_patience(status: &BackupStatus, context: &Context) -> bool {
     waited > PATIENCE.as_millis() as i64
 }
 
-/// One step of a backup in progress.
+/// One step of a backup in progress: a snapshot of a cluster, or a copy of another backup.
 async fn step(
     backup: &Backup,
     context: &Context,
@@ -212,9 +217,24 @@ async fn step(
     namespace: &str,
     folder: &str,
 ) -> Result<Step, BackupError> {
+    match (&backup.spec.cluster, &backup.spec.copy_from) {
+        (Some(cluster), None) => snapshot_step(backup, context, status, namespace, folder, cluster).await,
+        (None, Some(source)) => copy::step(backup, context, status, namespace, folder, source).await,
+        _ => Ok(Step::Fail("InvalidSpec", "spec must name exactly one of cluster and copyFrom".to_owned())),
+    }
+}
+
+/// One step of a snapshot of a cluster.
+async fn snapshot_step(
+    backup: &Backup,
+    context: &Context,
+    status: &mut BackupStatus,
+    namespace: &str,
+    folder: &str,
+    cluster_name: &String,
+) -> Result<Step, BackupError> {
     let bucket = &backup.spec.destination.bucket;
     let clusters: Api<RedisCluster> = Api::namespaced(context.client.clone(), namespace);
-    let cluster_name = &backup.spec.cluster;
     let cluster = clusters.get_opt(cluster_name).await.map_err(|source| BackupError::Read {
         kind: "RedisCluster",
         name: cluster_name.clone(),
@@ -255,6 +275,14 @@ async fn step(
             Duration::from_secs(5),
             format!("waiting for RedisCluster {cluster_name} to be available"),
         ));
+    }
+    if status.shards.is_empty() {
+        if let Some(other) = earlier_backup_of(backup, context, namespace, cluster_name).await? {
+            return Ok(Step::Wait(
+                Duration::from_secs(3),
+                format!("waiting for Backup {other} of RedisCluster {cluster_name} to finish: one backup at a time"),
+            ));
+        }
     }
     let password = match &cluster.spec.password_secret {
         Some(reference) => match crate::cluster::read_password(context, namespace, reference).await {
@@ -392,6 +420,7 @@ async fn step(
             shard_count: 1,
         },
         method: manifest::overall_method([shard.method.as_str()]),
+        copied_from: None,
         size_bytes: shard.size_bytes,
         keys: shard.keys,
         shards: vec![shard],
@@ -404,6 +433,36 @@ async fn step(
     }
     complete(status, &document, format!("s3://{bucket}/{manifest_key}"), Time(completed));
     Ok(Step::Complete)
+}
+
+/// Another unfinished Backup of the same cluster that goes first: one already writing, or one
+/// created earlier (so waiting Backups run in the order they were created).
+async fn earlier_backup_of(
+    backup: &Backup,
+    context: &Context,
+    namespace: &str,
+    cluster: &str,
+) -> Result<Option<String>, BackupError> {
+    let backups: Api<Backup> = Api::namespaced(context.client.clone(), namespace);
+    let all = backups.list(&kube::api::ListParams::default()).await.map_err(|source| BackupError::Read {
+        kind: "Backup",
+        name: format!("list in {namespace}"),
+        source,
+    })?;
+    let created = |other: &Backup| (other.metadata.creation_timestamp.as_ref().map(|time| time.0), other.name_any());
+    let mine = created(backup);
+    Ok(all
+        .items
+        .iter()
+        .filter(|other| other.metadata.uid != backup.metadata.uid && other.spec.cluster.as_deref() == Some(cluster))
+        .filter(|other| other.metadata.deletion_timestamp.is_none())
+        .filter(|other| {
+            let status = other.status.clone().unwrap_or_default();
+            let unfinished = matches!(State::of(&status.conditions), None | Some(State::Creating));
+            unfinished && (!status.shards.is_empty() || created(other) < mine)
+        })
+        .map(|other| other.name_any())
+        .min())
 }
 
 /// The node wrote its snapshot but the store cannot be reached to verify it and write the
@@ -428,7 +487,7 @@ fn store_unavailable(context: &Context, job: &JobStatus, error: &S3Error) -> Ste
     }
 }
 
-fn complete(status: &mut BackupStatus, document: &Manifest, manifest_uri: String, completed: Time) {
+pub(crate) fn complete(status: &mut BackupStatus, document: &Manifest, manifest_uri: String, completed: Time) {
     status.manifest = Some(manifest_uri);
     status.size_bytes = Some(document.size_bytes);
     status.keys = Some(document.keys);
@@ -463,7 +522,7 @@ fn shard_status(pod: &str, uri: &str, job: &JobStatus) -> BackupShardStatus {
 
 /// Checks, before any node writes, that the bucket is usable and the folder holds no other
 /// backup. A manifest of this very Backup (the operator stopped after writing it) completes it.
-async fn check_destination(
+pub(crate) async fn check_destination(
     backup: &Backup,
     context: &Context,
     status: &mut BackupStatus,
@@ -573,12 +632,14 @@ async fn still_running(backup: &Backup, context: &Context, status: &BackupStatus
     else {
         return false;
     };
+    let Some(cluster) = &backup.spec.cluster else {
+        return false;
+    };
     let clusters: Api<RedisCluster> = Api::namespaced(context.client.clone(), &namespace);
-    let password =
-        match clusters.get_opt(&backup.spec.cluster).await.ok().flatten().and_then(|c| c.spec.password_secret) {
-            Some(reference) => crate::cluster::read_password(context, &namespace, &reference).await.ok(),
-            None => None,
-        };
+    let password = match clusters.get_opt(cluster).await.ok().flatten().and_then(|c| c.spec.password_secret) {
+        Some(reference) => crate::cluster::read_password(context, &namespace, &reference).await.ok(),
+        None => None,
+    };
     let Ok(mut node) = NodeConnection::connect(SocketAddr::new(address, NODE_PORT), password.as_deref()).await else {
         return false;
     };

@@ -1,7 +1,9 @@
 //! The RedisCluster controller: dereference → validate → build → apply →
 //! status, once per change of a cluster or of anything it owns.
 
+mod backups;
 pub mod build;
+pub mod schedule;
 pub mod status;
 pub mod validate;
 
@@ -14,6 +16,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,6 +33,8 @@ use crate::node_client::{NodeConnection, NodeError, NODE_PORT};
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "rediscluster";
+/// Holds a deleted cluster until its final backup (if any) is taken.
+pub const FINALIZER: &str = "redisclusters.ferrocache.io/final-backup";
 
 /// Why a reconcile of a cluster stopped.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +69,10 @@ pub enum ClusterError {
     },
     #[error("failed to read the password: {0}")]
     Password(String),
+    #[error("waiting for the final Backup {0} before removing the cluster's pods")]
+    FinalBackupPending(String),
+    #[error("finalizer failed")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ClusterError>>),
 }
 
 impl ClusterError {
@@ -76,6 +85,8 @@ impl ClusterError {
             ClusterError::UpdateStatus { .. } => "StatusUpdateFailed",
             ClusterError::NodeSettings { .. } => "NodeUnreachable",
             ClusterError::Password(_) => "PasswordUnavailable",
+            ClusterError::FinalBackupPending(_) => "FinalBackupPending",
+            ClusterError::Finalizer(_) => "FinalizerFailed",
         }
     }
 }
@@ -86,7 +97,22 @@ pub async fn reconcile(cluster: Arc<RedisCluster>, context: Arc<Context>) -> Res
     let started = Instant::now();
     let namespace = cluster.namespace().unwrap_or_default();
     Span::current().record("namespace", namespace.as_str());
-    let result = reconcile_inner(&cluster, &context, &namespace).await;
+    let api: Api<RedisCluster> = Api::namespaced(context.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, Arc::clone(&cluster), |event| async {
+        match event {
+            FinalizerEvent::Apply(cluster) => reconcile_inner(&cluster, &context, &namespace).await,
+            FinalizerEvent::Cleanup(cluster) => {
+                backups::final_backup(&cluster, &context, &namespace).await.map(|()| Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|error| match error {
+        kube::runtime::finalizer::Error::ApplyFailed(error) | kube::runtime::finalizer::Error::CleanupFailed(error) => {
+            error
+        }
+        other => ClusterError::Finalizer(Box::new(other)),
+    });
     context.metrics.reconciled(CONTROLLER, started.elapsed().as_secs_f64());
     if result.is_ok() {
         context.reconciled(&object_key(cluster.as_ref()));
@@ -167,18 +193,28 @@ async fn reconcile_inner(cluster: &RedisCluster, context: &Context, namespace: &
     let endpoint = format!("{}.{namespace}.svc:{NODE_PORT}", build::client_service_name(&name));
     let maxmemory = validated.maxmemory_bytes;
     let state = State::of(&observed_to_conditions(&observed));
+    let schedule = match &cluster.spec.backup {
+        Some(policy) => Some(backups::run_schedule(cluster, policy, context, namespace).await?),
+        None => None,
+    };
+    let schedule_requeue = schedule.as_ref().and_then(|outcome| outcome.requeue);
     write_status(cluster, context, &observed, |status| {
         status.endpoint = Some(endpoint);
         status.ready_nodes = Some(ready_nodes);
         status.nodes = nodes;
         status.maxmemory_bytes = Some(maxmemory);
+        match schedule {
+            Some(outcome) => backups::fill_status(status, outcome),
+            None => backups::fill_status(status, Default::default()),
+        }
     })
     .await?;
-    Ok(match state {
-        Some(State::Available) => Action::requeue(Duration::from_secs(300)),
-        Some(State::Failed) => Action::requeue(Duration::from_secs(30)),
-        _ => Action::requeue(Duration::from_secs(5)),
-    })
+    let requeue = match state {
+        Some(State::Available) => Duration::from_secs(300),
+        Some(State::Failed) => Duration::from_secs(30),
+        _ => Duration::from_secs(5),
+    };
+    Ok(Action::requeue(schedule_requeue.map_or(requeue, |schedule| schedule.min(requeue))))
 }
 
 fn observed_to_conditions(observed: &[Observed]) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
@@ -368,6 +404,7 @@ async fn write_status(
 pub fn error_policy(cluster: Arc<RedisCluster>, error: &ClusterError, context: Arc<Context>) -> Action {
     match error {
         ClusterError::Invalid(_) => Action::await_change(),
+        ClusterError::FinalBackupPending(_) => Action::requeue(Duration::from_secs(3)),
         _ => Action::requeue(context.retry_after_failure(&object_key(cluster.as_ref()))),
     }
 }

@@ -47,6 +47,10 @@ pub enum InvalidCluster {
     RestoreSource,
     #[error("name {0:?} is too long: a cluster name has at most 52 characters (pod names add a suffix)")]
     NameTooLong(String),
+    #[error("{0}")]
+    Schedule(#[from] super::schedule::InvalidSchedule),
+    #[error("finalBackup needs a destination: set finalBackup.destination or backup.destination")]
+    FinalBackupDestination,
 }
 
 impl InvalidCluster {
@@ -56,6 +60,8 @@ impl InvalidCluster {
             InvalidCluster::MaxmemoryAboveLimit { .. } | InvalidCluster::TooLittleMemory(_) => "InvalidMemory",
             InvalidCluster::RestoreSource => "InvalidRestoreSource",
             InvalidCluster::NameTooLong(_) => "InvalidName",
+            InvalidCluster::Schedule(_) => "InvalidSchedule",
+            InvalidCluster::FinalBackupDestination => "InvalidFinalBackup",
         }
     }
 }
@@ -88,6 +94,14 @@ pub fn validate(
     if let Some(source) = &spec.restore_from {
         if source.backup.is_some() == source.s3.is_some() {
             return Err(InvalidCluster::RestoreSource);
+        }
+    }
+    if let Some(policy) = &spec.backup {
+        super::schedule::Schedule::parse(policy)?;
+    }
+    if let Some(final_backup) = &spec.final_backup {
+        if final_backup.destination.is_none() && spec.backup.is_none() {
+            return Err(InvalidCluster::FinalBackupDestination);
         }
     }
     Ok(ValidatedCluster {
@@ -153,6 +167,20 @@ spec: {}
         let mut spec = cluster(MINIMAL);
         spec.spec.reserved_memory_percent = 100;
         assert!(matches!(validate(&spec, None, "img").unwrap_err(), InvalidCluster::TooLittleMemory(0)));
+    }
+
+    #[test]
+    fn a_backup_schedule_that_does_not_parse_fails_validation() {
+        let mut spec = cluster(MINIMAL);
+        spec.spec.backup = Some(crate::crd::BackupPolicy { schedule: Some("at dawn".into()), ..Default::default() });
+        assert_eq!(validate(&spec, None, "img").unwrap_err().reason(), "InvalidSchedule");
+    }
+
+    #[test]
+    fn a_final_backup_needs_somewhere_to_go() {
+        let mut spec = cluster(MINIMAL);
+        spec.spec.final_backup = Some(crate::crd::FinalBackup { name: "last".into(), destination: None });
+        assert_eq!(validate(&spec, None, "img").unwrap_err(), InvalidCluster::FinalBackupDestination);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::common::{conditions_schema, S3Destination, SnapshotMethod};
     category = "ferrocache",
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.conditions[?(@.type==\"Progressing\")].reason","description":"Creating, Available or Failed"}"#,
     printcolumn = r#"{"name":"Cluster","type":"string","jsonPath":".spec.cluster"}"#,
+    printcolumn = r#"{"name":"Kind","type":"string","jsonPath":".metadata.labels.ferrocache\\.io/backup-kind","description":"automatic, final or copy; empty for manual"}"#,
     printcolumn = r#"{"name":"Size","type":"integer","format":"int64","jsonPath":".status.sizeBytes","description":"Bytes of RDB data"}"#,
     printcolumn = r#"{"name":"Keys","type":"integer","format":"int64","jsonPath":".status.keys"}"#,
     printcolumn = r#"{"name":"Method","type":"string","jsonPath":".status.method","description":"Snapshot method the nodes used"}"#,
@@ -30,9 +31,16 @@ use super::common::{conditions_schema, S3Destination, SnapshotMethod};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BackupSpec {
-    /// The RedisCluster to back up, in the same namespace.
+    /// The RedisCluster to back up, in the same namespace. Exactly one of `cluster` and
+    /// `copyFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
-    pub cluster: String,
+    pub cluster: Option<String>,
+    /// Copy an available Backup of the same namespace (to another bucket, prefix or store)
+    /// instead of snapshotting a cluster; the copy's checksum is verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub copy_from: Option<String>,
     /// Where the backup's objects go: under `prefix/<namespace>/<backup name>/` in the bucket.
     pub destination: S3Destination,
     /// Override the cluster's snapshot method for this backup.

@@ -7,7 +7,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{conditions_schema, S3Object, SecretKeyReference, SnapshotMethod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::common::{conditions_schema, S3Destination, S3Object, SecretKeyReference, SnapshotMethod};
 
 /// A Redis-compatible cache cluster: one ferrocache node (a single shard
 /// without replicas), its Services and settings, optionally seeded from a
@@ -67,6 +69,55 @@ pub struct RedisClusterSpec {
     /// Seed the cluster's data from a backup before it serves. Read when pods start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_from: Option<RestoreSource>,
+    /// Automatic backups: a schedule, a retention limit and where they go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupPolicy>,
+    /// Take a last Backup when the cluster is deleted; its pods go only once that Backup is
+    /// available (or has failed, which an Event reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_backup: Option<FinalBackup>,
+}
+
+/// When automatic backups are taken and how long they are kept. Automatic Backups are
+/// labelled `ferrocache.io/backup-kind: automatic` and owned by the cluster; manual Backups are
+/// never expired.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupPolicy {
+    /// A cron expression in UTC (`minute hour day-of-month month day-of-week`), such as
+    /// `0 4 * * *`. Exactly one of `schedule` and `window`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// A daily backup window in UTC, `HH:MM-HH:MM` (as ElastiCache's snapshot window); the
+    /// backup starts when the window opens. Exactly one of `schedule` and `window`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub window: Option<String>,
+    /// Delete automatic backups older than this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub retention_days: Option<i32>,
+    /// Keep at most this many automatic backups (the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub retention_count: Option<i32>,
+    /// Where automatic backups go.
+    pub destination: S3Destination,
+    /// Override the cluster's snapshot method for automatic backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_method: Option<SnapshotMethod>,
+}
+
+/// The Backup taken when the cluster is deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalBackup {
+    /// The name of the Backup to create (it outlives the cluster).
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Where it goes; defaults to `backup.destination`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<S3Destination>,
 }
 
 /// Where a cluster's data comes from: exactly one of `backup` and `s3`.
@@ -105,6 +156,8 @@ impl Default for RedisClusterSpec {
             resources: None,
             password_secret: None,
             restore_from: None,
+            backup: None,
+            final_backup: None,
         }
     }
 }
@@ -133,6 +186,16 @@ pub struct RedisClusterStatus {
     /// Node pods and their addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeStatus>,
+    /// The scheduled time of the latest automatic backup (or when the schedule was first
+    /// seen); a missed schedule is caught up once from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_backup_time: Option<Time>,
+    /// The latest automatic Backup's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_backup: Option<String>,
+    /// When the next automatic backup is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_backup_time: Option<Time>,
 }
 
 /// One node of a cluster.

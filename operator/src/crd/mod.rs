@@ -12,7 +12,9 @@ mod restore;
 
 pub use backup::BackupShardStatus;
 pub use backup::{Backup, BackupSpec, BackupStatus, RetainPolicy};
-pub use cluster::{NodeStatus, RedisCluster, RedisClusterSpec, RedisClusterStatus, RestoreSource};
+pub use cluster::{
+    BackupPolicy, FinalBackup, NodeStatus, RedisCluster, RedisClusterSpec, RedisClusterStatus, RestoreSource,
+};
 pub use common::{
     conditions_schema, S3Connection, S3Destination, S3Object, SecretKeyReference, SnapshotMethod,
     CREDENTIALS_ACCESS_KEY, CREDENTIALS_SECRET_KEY, CREDENTIALS_SESSION_TOKEN,

@@ -12,7 +12,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{field, instrument, Span};
 
-use crate::backup::manifest::{self, Manifest};
+use crate::backup::manifest;
 use crate::cluster::validate;
 use crate::condition::{self, State};
 use crate::context::{error_chain, object_key, Context};
@@ -272,32 +272,16 @@ async fn resolve_backup(name: &str, context: &Context, namespace: &str) -> Resul
     let bucket = &backup.spec.destination.bucket;
     let folder = manifest::folder(&backup.spec.destination, namespace, name);
     let manifest_key = manifest::manifest_key(&folder);
-    let body = match client.sdk().get_object().bucket(bucket).key(&manifest_key).send().await {
-        Ok(output) => match output.body.collect().await {
-            Ok(body) => body.into_bytes(),
-            Err(error) => {
-                return Err(RestoreError::Store(S3Error::Transient {
-                    operation: s3::Operation::GetObject,
-                    bucket: bucket.clone(),
-                    key: manifest_key,
-                    attempts: 1,
-                    detail: error.to_string(),
-                }));
-            }
-        },
-        Err(error) => {
-            let message = format!("unable to read the manifest s3://{bucket}/{manifest_key}: {}", error_chain(&error));
+    let document = match manifest::read(&client, bucket, &manifest_key).await {
+        Ok(Some(document)) => document,
+        Ok(None) => {
+            let message = format!("the manifest s3://{bucket}/{manifest_key} does not exist");
             return Ok(Outcome::Fail("ManifestUnreadable", message));
         }
-    };
-    let document: Manifest = match serde_json::from_slice(&body) {
-        Ok(document) => document,
-        Err(error) => {
-            return Ok(Outcome::Fail(
-                "ManifestInvalid",
-                format!("s3://{bucket}/{manifest_key} is not a backup manifest: {error}"),
-            ));
+        Err(error @ manifest::ReadManifestError::Invalid { .. }) => {
+            return Ok(Outcome::Fail("ManifestInvalid", error_chain(&error)));
         }
+        Err(error) => return Ok(Outcome::Fail("ManifestUnreadable", error_chain(&error))),
     };
     let Some(shard) = document.shards.first() else {
         return Ok(Outcome::Fail("ManifestInvalid", format!("s3://{bucket}/{manifest_key} lists no data object")));

@@ -3,6 +3,7 @@
 //! local test bed (`scripts/testbed/test.sh`) and against kind in CI
 //! (`KUBECONFIG`, `FERROCACHE_E2E_OPERATOR=external`): see `support`.
 
+mod lifecycle;
 mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,15 +18,15 @@ use support::*;
 
 const NEEDS_CLUSTER: &str = "needs a cluster: run scripts/testbed/test.sh, or set KUBECONFIG";
 
-fn cluster_yaml(name: &str, extra: &str) -> String {
+pub(crate) fn cluster_yaml(name: &str, extra: &str) -> String {
     format!("apiVersion: ferrocache.io/v1alpha1\nkind: RedisCluster\nmetadata:\n  name: {name}\nspec:\n  memoryLimit: 512Mi\n{extra}")
 }
 
-fn backup_yaml(name: &str, cluster: &str, destination: &str) -> String {
+pub(crate) fn backup_yaml(name: &str, cluster: &str, destination: &str) -> String {
     format!("apiVersion: ferrocache.io/v1alpha1\nkind: Backup\nmetadata:\n  name: {name}\nspec:\n  cluster: {cluster}\n{destination}")
 }
 
-async fn cluster_state(
+pub(crate) async fn cluster_state(
     api: &Api<RedisCluster>,
     name: &str,
 ) -> Option<(RedisCluster, Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>)> {
@@ -34,7 +35,7 @@ async fn cluster_state(
     Some((cluster, conditions))
 }
 
-async fn backup_state(
+pub(crate) async fn backup_state(
     api: &Api<Backup>,
     name: &str,
 ) -> Option<(Backup, Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>)> {
@@ -43,7 +44,7 @@ async fn backup_state(
     Some((backup, conditions))
 }
 
-async fn restore_state(
+pub(crate) async fn restore_state(
     api: &Api<Restore>,
     name: &str,
 ) -> Option<(Restore, Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>)> {
@@ -52,7 +53,7 @@ async fn restore_state(
     Some((restore, conditions))
 }
 
-async fn available_cluster(env: &Env, namespace: &str, name: &str) -> RedisCluster {
+pub(crate) async fn available_cluster(env: &Env, namespace: &str, name: &str) -> RedisCluster {
     let api: Api<RedisCluster> = Api::namespaced(env.client(), namespace);
     wait_for_state(&format!("RedisCluster {name}"), Duration::from_secs(120), State::Available, || {
         cluster_state(&api, name)
@@ -62,7 +63,7 @@ async fn available_cluster(env: &Env, namespace: &str, name: &str) -> RedisClust
 
 /// The RESP commands that load `count` keys spread over the five types, some with an
 /// expiry, plus a few large values that take Redis's big encodings.
-fn sample_data(count: usize, expire_at_ms: i64) -> Vec<Vec<Vec<u8>>> {
+pub(crate) fn sample_data(count: usize, expire_at_ms: i64) -> Vec<Vec<Vec<u8>>> {
     let mut commands: Vec<Vec<Vec<u8>>> = Vec::with_capacity(count + 16);
     let arguments = |parts: &[&str]| parts.iter().map(|part| part.as_bytes().to_vec()).collect::<Vec<_>>();
     for i in 0..count {
@@ -94,7 +95,7 @@ fn sample_data(count: usize, expire_at_ms: i64) -> Vec<Vec<Vec<u8>>> {
     commands
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |time| time.as_millis() as i64)
 }
 

@@ -127,6 +127,7 @@ impl Env {
             .args(["--metrics-address", &metrics.to_string()])
             .args(["--node-image", &node_image()])
             .args(["--lease-namespace", "default", "--identity", &format!("e2e-{}-{start}", std::process::id())])
+            .args(["--clock-file".as_ref(), self.clock_file().as_os_str()])
             .env("KUBECONFIG", self.kubeconfig())
             .env("RUST_LOG", "info,kube=warn")
             .stdout(Stdio::null())
@@ -153,6 +154,27 @@ impl Env {
         let code = response.split_whitespace().nth(1)?.parse().ok()?;
         let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
         Some((code, body))
+    }
+
+    /// The file the operator these tests start reads its time from, when it exists.
+    pub fn clock_file(&self) -> PathBuf {
+        self.operator_log().with_file_name(format!("e2e-clock-{}", std::process::id()))
+    }
+
+    /// Sets the operator's clock to `time` (RFC 3339), or back to the system clock with
+    /// `None`. Returns false when the operator is not ours (installed in the cluster), whose
+    /// clock cannot be moved.
+    pub fn set_clock(&self, time: Option<&str>) -> bool {
+        if external_operator() {
+            return false;
+        }
+        match time {
+            Some(time) => std::fs::write(self.clock_file(), time).expect("write the clock file"),
+            None => {
+                std::fs::remove_file(self.clock_file()).ok();
+            }
+        }
+        true
     }
 
     /// Kills the operator without warning: SIGKILL to the process these tests started, or
