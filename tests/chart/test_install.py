@@ -1,4 +1,5 @@
-"""Install the chart into a real cluster and wait for the operator to be Ready.
+"""Install the chart into a real cluster, wait for the operator to be Ready, and
+check it reconciles a RedisCluster into a serving node.
 
 Runs only with KUBECONFIG set and FERROCACHE_CHART_INSTALL=1, so it never
 touches a developer's current context by accident:
@@ -103,7 +104,17 @@ def test_api_server_accepts_the_rendered_objects(chart, namespace, values):
     assert result.returncode == 0, result.stderr
 
 
-def test_chart_installs_and_the_operator_becomes_ready(namespace):
+REDIS_CLUSTER = """
+apiVersion: ferrocache.io/v1alpha1
+kind: RedisCluster
+metadata:
+  name: cache
+spec:
+  memoryLimit: 256Mi
+"""
+
+
+def test_chart_installs_and_the_operator_reconciles_a_redis_cluster(namespace):
     release = "chart-test"
     values = {
         "image": {"repository": IMAGE_REPOSITORY, "tag": IMAGE_TAG, "pullPolicy": "IfNotPresent"},
@@ -131,5 +142,24 @@ def test_chart_installs_and_the_operator_becomes_ready(namespace):
             assert len(pods) == 1
             container = pods[0]["spec"]["containers"][0]
             assert container["image"] == f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
+
+            # The installed operator turns a RedisCluster into a serving node.
+            subprocess.run(
+                ["kubectl", "apply", "--namespace", namespace, "--filename", "-"],
+                input=REDIS_CLUSTER, capture_output=True, text=True, timeout=60, check=True,
+            )
+            waited = kubectl(
+                "wait", "--namespace", namespace, "--for=condition=Available", "rediscluster/cache",
+                f"--timeout={READY_TIMEOUT_SECONDS}s", check=False,
+            )
+            assert waited.returncode == 0, f"{waited.stderr}\n{diagnostics(namespace, release)}"
+            cluster = json.loads(kubectl("get", "rediscluster", "cache", "--namespace", namespace, "--output", "json").stdout)
+            progressing = [c for c in cluster["status"]["conditions"] if c["type"] == "Progressing"]
+            assert progressing and progressing[0]["reason"] == "Available"
+            assert cluster["status"]["readyNodes"] == "1/1"
+            node_image = kubectl("get", "statefulset", "cache", "--namespace", namespace,
+                                 "--output", "jsonpath={.spec.template.spec.containers[0].image}").stdout
+            assert node_image == f"{IMAGE_REPOSITORY}:{IMAGE_TAG}", "nodes run the operator's own image"
+            kubectl("delete", "rediscluster", "cache", "--namespace", namespace, "--timeout=60s")
         finally:
             config.uninstall(release, ignore_not_found=True, timeout=60)
