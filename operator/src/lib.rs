@@ -6,7 +6,7 @@
 //! - [`cluster`]: the RedisCluster controller (validate → build → apply → status).
 //! - [`backup`]: the Backup controller and the layout of a backup in S3.
 //! - [`restore`]: the Restore controller.
-//! - [`condition`]: status conditions as pure functions.
+//! - [`condition`]: status conditions as pure functions; [`status`] writes them.
 //! - [`node_client`]: the RESP client of a node (CONFIG, INFO, BACKUP).
 //! - [`store`]: S3 clients and credentials for backups (the node's transport).
 //! - [`context`], [`meta`], [`metrics`], [`http`], [`units`]: shared plumbing.
@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod node_client;
 pub mod restore;
 pub mod run;
+pub mod status;
 pub mod store;
 pub mod units;
 

@@ -19,11 +19,9 @@ use ferrocache_node::s3::{self, S3Client, S3Error};
 use ferrocache_node::snapshot::CommitInfo;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 use tracing::{field, instrument, Span};
 
 use self::manifest::{BackupIdentity, ClusterMetadata, Manifest, ShardManifest};
@@ -646,34 +644,20 @@ async fn still_running(backup: &Backup, context: &Context, status: &BackupStatus
     matches!(node.backup_status(job_id).await, Ok(Some(job)) if !job.is_finished())
 }
 
-/// Writes `status` with the conditions of `state`, and an Event when the state changes.
+/// Writes `status` with the conditions of `state` (see [`crate::status::write`]).
 async fn write_status(
     backup: &Backup,
     context: &Context,
-    mut status: BackupStatus,
+    status: BackupStatus,
     state: State,
     reason: &str,
     message: &str,
 ) -> Result<(), BackupError> {
-    let name = backup.name_any();
     let previous = backup.status.clone().unwrap_or_default();
-    let available = state == State::Available;
-    let observed = condition::for_state(state, available, reason, message);
-    status.conditions = condition::merge(&previous.conditions, &observed, backup.metadata.generation, context.now());
-    status.observed_generation = backup.metadata.generation;
-    if status != previous {
-        let api: Api<Backup> = Api::namespaced(context.client.clone(), &backup.namespace().unwrap_or_default());
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-            .await
-            .map_err(|source| BackupError::UpdateStatus { name: name.clone(), source })?;
-    }
-    if State::of(&previous.conditions) != Some(state) {
-        let event_reason = if state == State::Failed { reason } else { state.reason() };
-        context
-            .event(&backup.object_ref(&()), state == State::Failed, event_reason, "Backup", message.to_owned())
-            .await;
-    }
-    Ok(())
+    let observed = condition::for_state(state, state == State::Available, reason, message);
+    crate::status::write(context, backup, &previous, status, &observed, "Backup")
+        .await
+        .map_err(|source| BackupError::UpdateStatus { name: backup.name_any(), source })
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@ use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::json;
 use tracing::{field, instrument, Span};
 
 use self::status::Observation;
@@ -367,37 +366,19 @@ fn cluster_reference(namespace: &str, name: &str) -> k8s_openapi::api::core::v1:
 }
 
 /// Merges `observed` into the cluster's conditions, lets `fill` set the other fields, and
-/// writes the status with one patch. Publishes an Event when the state changes.
+/// writes the status (see [`crate::status::write`]).
 async fn write_status(
     cluster: &RedisCluster,
     context: &Context,
     observed: &[Observed],
     fill: impl FnOnce(&mut RedisClusterStatus),
 ) -> Result<(), ClusterError> {
-    let name = cluster.name_any();
-    let namespace = cluster.namespace().unwrap_or_default();
     let previous = cluster.status.clone().unwrap_or_default();
     let mut status = previous.clone();
-    status.conditions = condition::merge(&previous.conditions, observed, cluster.metadata.generation, context.now());
-    status.observed_generation = cluster.metadata.generation;
     fill(&mut status);
-    if status != previous {
-        let api: Api<RedisCluster> = Api::namespaced(context.client.clone(), &namespace);
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-            .await
-            .map_err(|source| ClusterError::UpdateStatus { name: name.clone(), source })?;
-    }
-    let before = State::of(&previous.conditions);
-    let after = State::of(&status.conditions);
-    if before != after {
-        if let Some(after) = after {
-            let message = condition::find(&status.conditions, condition::AVAILABLE)
-                .map(|c| c.message.clone())
-                .unwrap_or_default();
-            context.event(&cluster.object_ref(&()), after == State::Failed, after.reason(), "Reconcile", message).await;
-        }
-    }
-    Ok(())
+    crate::status::write(context, cluster, &previous, status, observed, "Reconcile")
+        .await
+        .map_err(|source| ClusterError::UpdateStatus { name: cluster.name_any(), source })
 }
 
 /// What to do after a failed reconcile: retry soon, with the reason recorded.

@@ -9,7 +9,6 @@ use ferrocache_node::s3::{self, S3Error};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 use tracing::{field, instrument, Span};
 
 use crate::backup::manifest;
@@ -326,30 +325,18 @@ async fn mirror(
     })
 }
 
+/// Writes `status` with the conditions of `state` (see [`crate::status::write`]).
 async fn write_status(
     restore: &Restore,
     context: &Context,
-    mut status: RestoreStatus,
+    status: RestoreStatus,
     state: State,
     reason: &str,
     message: &str,
 ) -> Result<(), RestoreError> {
-    let name = restore.name_any();
     let previous = restore.status.clone().unwrap_or_default();
     let observed = condition::for_state(state, state == State::Available, reason, message);
-    status.conditions = condition::merge(&previous.conditions, &observed, restore.metadata.generation, context.now());
-    status.observed_generation = restore.metadata.generation;
-    if status != previous {
-        let api: Api<Restore> = Api::namespaced(context.client.clone(), &restore.namespace().unwrap_or_default());
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-            .await
-            .map_err(|source| RestoreError::UpdateStatus { name: name.clone(), source })?;
-    }
-    if State::of(&previous.conditions) != Some(state) {
-        let event_reason = if state == State::Failed { reason } else { state.reason() };
-        context
-            .event(&restore.object_ref(&()), state == State::Failed, event_reason, "Restore", message.to_owned())
-            .await;
-    }
-    Ok(())
+    crate::status::write(context, restore, &previous, status, &observed, "Restore")
+        .await
+        .map_err(|source| RestoreError::UpdateStatus { name: restore.name_any(), source })
 }
