@@ -10,8 +10,8 @@ help: ## list the targets
 deps: ## install system packages the tests need (Redis 7 as the peer)
 	@scripts/install-deps.sh
 
-demo: deps ## run the main job on an embedded default
-	@scripts/demo.sh
+demo: deps ## run the main job on an embedded default (KEEP=1 leaves it running)
+	@$(if $(KEEP),FERROCACHE_DEMO_KEEP=$(KEEP) )scripts/demo.sh
 
 test: deps testbed lint ## the whole test suite (what CI runs)
 	$(CARGO) test --workspace --all-targets
