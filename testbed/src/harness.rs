@@ -144,6 +144,7 @@ pub struct TestBed {
 impl TestBed {
     /// Connects to the cluster of `KUBECONFIG`, or starts the local bed.
     pub async fn connect() -> Result<Self, HarnessError> {
+        crate::install_crypto_provider();
         let exports = exports()?;
         let script = scripts_dir().join("up.sh");
         let path = PathBuf::from(exports.get("KUBECONFIG").ok_or(HarnessError::NoKubeconfig { script })?);

@@ -13,3 +13,10 @@
 
 pub mod harness;
 pub mod kubelet;
+
+/// Picks rustls' process-wide crypto provider (ring). When this crate is built together with
+/// crates that enable another provider (the S3 client's aws-lc-rs), rustls cannot choose by
+/// itself and the Kubernetes client would panic; call this before building a client.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
