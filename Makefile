@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test unit lint bench deps fmt crds testbed testbed-up testbed-down testbed-test
+.PHONY: help demo test unit lint bench deps fmt crds testbed testbed-up testbed-down testbed-test fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,3 +49,6 @@ testbed-down: ## stop everything testbed-up started
 
 testbed-test: ## tests of the test bed itself
 	scripts/testbed/test.sh
+
+fuzz: ## fuzz the RESP parser, RDB loader and RESTORE decoder (FUZZ_SECONDS per target, default 60)
+	scripts/fuzz/run.sh $(or $(FUZZ_SECONDS),60)

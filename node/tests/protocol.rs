@@ -33,6 +33,12 @@ fn malformed_requests_get_the_same_protocol_errors_as_redis_and_close() {
         b"*3000000000\r\n",
         b"SET \"unterminated\r\n",
         b"SET 'a'b c\r\n",
+        // Lengths as string2ll reads them (19 digits used to overflow).
+        b"*9999999999999999999\r\n",
+        b"*1\r\n$9999999999999999999\r\n",
+        b"*01\r\n",
+        b"*1\r\n$01\r\nx\r\n",
+        b"*-0\r\n",
     ];
     for case in cases {
         let expected = raw_exchange(redis.port, case);
@@ -63,6 +69,19 @@ fn inline_commands_and_pipelines_work() {
         assert_eq!(client.read_reply(), Resp::Simple("OK".into()));
     }
     assert_eq!(client.call(&["DBSIZE"]), Resp::Int(1001));
+}
+
+#[test]
+fn an_inline_request_with_a_nul_byte_ends_at_it_and_the_node_stays_responsive() {
+    // Found by fuzzing: a NUL in an inline request made the parser loop
+    // forever under the store lock, freezing every client. As Redis's
+    // sdssplitargs reads the line as a C string, the NUL ends it.
+    let node = start_node(&[]);
+    let mut client = RawClient::connect(node.port);
+    client.send_raw(b"ECHO a\0b\r\nSET k \"x\0\"\r\n");
+    assert_eq!(client.read_reply(), Resp::Bulk(b"a".to_vec()));
+    assert_eq!(client.read_reply(), Resp::Error("ERR Protocol error: unbalanced quotes in request".into()));
+    assert_eq!(RawClient::connect(node.port).call(&["PING"]), Resp::Simple("PONG".into()));
 }
 
 #[test]

@@ -214,22 +214,29 @@ fn find_crlf(buffer: &[u8], from: usize) -> Option<usize> {
     }
 }
 
+/// A length as Redis's `string2ll` reads it: an optional minus sign, then
+/// `0` alone or digits without a leading zero, within `i64`. Anything else,
+/// an overflowing count included, is not a length.
 fn parse_length(bytes: &[u8]) -> Option<i64> {
-    if bytes.is_empty() || bytes.len() > 19 {
-        return None;
-    }
-    let (negative, digits) = if bytes[0] == b'-' { (true, &bytes[1..]) } else { (false, bytes) };
-    if digits.is_empty() {
-        return None;
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, bytes),
+    };
+    match digits {
+        [b'0'] if !negative => return Some(0),
+        [b'1'..=b'9', ..] => {}
+        _ => return None,
     }
     let mut value: i64 = 0;
     for &digit in digits {
         if !digit.is_ascii_digit() {
             return None;
         }
-        value = value * 10 + i64::from(digit - b'0');
+        let digit = i64::from(digit - b'0');
+        value = value.checked_mul(10)?;
+        value = if negative { value.checked_sub(digit)? } else { value.checked_add(digit)? };
     }
-    Some(if negative { -value } else { value })
+    Some(value)
 }
 
 fn hex_value(byte: u8) -> Option<u8> {
@@ -241,7 +248,17 @@ fn hex_value(byte: u8) -> Option<u8> {
     }
 }
 
+/// `isspace` in the C locale, which `sdssplitargs` uses to skip blanks
+/// (unlike `u8::is_ascii_whitespace`, it includes the vertical tab).
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 /// Splits an inline command line like `sdssplitargs`, unescaping in place.
+///
+/// As there, where the line is a C string, a NUL byte ends it: the
+/// arguments before it are the command, and a NUL inside quotes leaves them
+/// unbalanced. Every pass of the outer loop consumes at least one byte.
 fn split_inline_args(
     buffer: &mut [u8],
     start: usize,
@@ -251,10 +268,10 @@ fn split_inline_args(
     let mut read = start;
     let mut write = start;
     loop {
-        while read < end && buffer[read].is_ascii_whitespace() {
+        while read < end && is_space(buffer[read]) {
             read += 1;
         }
-        if read >= end {
+        if read >= end || buffer[read] == 0 {
             return Ok(());
         }
         let arg_start = write;
@@ -262,7 +279,7 @@ fn split_inline_args(
         let mut in_single = false;
         loop {
             if in_double {
-                if read >= end {
+                if read >= end || buffer[read] == 0 {
                     return Err(ParseError::UnbalancedQuotes);
                 }
                 let byte = buffer[read];
@@ -274,7 +291,7 @@ fn split_inline_args(
                         continue;
                     }
                 }
-                if byte == b'\\' && read + 1 < end {
+                if byte == b'\\' && read + 1 < end && buffer[read + 1] != 0 {
                     let escaped = match buffer[read + 1] {
                         b'n' => b'\n',
                         b'r' => b'\r',
@@ -289,7 +306,7 @@ fn split_inline_args(
                 } else if byte == b'"' {
                     read += 1;
                     // A closing quote must be followed by a space or the end.
-                    if read < end && !buffer[read].is_ascii_whitespace() {
+                    if read < end && buffer[read] != 0 && !is_space(buffer[read]) {
                         return Err(ParseError::UnbalancedQuotes);
                     }
                     break;
@@ -299,7 +316,7 @@ fn split_inline_args(
                     read += 1;
                 }
             } else if in_single {
-                if read >= end {
+                if read >= end || buffer[read] == 0 {
                     return Err(ParseError::UnbalancedQuotes);
                 }
                 let byte = buffer[read];
@@ -309,7 +326,7 @@ fn split_inline_args(
                     read += 2;
                 } else if byte == b'\'' {
                     read += 1;
-                    if read < end && !buffer[read].is_ascii_whitespace() {
+                    if read < end && buffer[read] != 0 && !is_space(buffer[read]) {
                         return Err(ParseError::UnbalancedQuotes);
                     }
                     break;
@@ -323,6 +340,8 @@ fn split_inline_args(
                     break;
                 }
                 match buffer[read] {
+                    // Where `sdssplitargs` ends an argument; the outer loop
+                    // then skips the blank or stops at the NUL.
                     b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
                     b'"' => {
                         in_double = true;
@@ -415,6 +434,53 @@ mod tests {
         let mut inline = vec![b'a'; INLINE_MAX_SIZE + 10];
         let mut parser = RequestParser::new(10);
         assert_eq!(parser.next_command(&mut inline).unwrap_err(), ParseError::InlineTooBig);
+    }
+
+    #[test]
+    fn an_inline_request_ends_at_a_nul_byte() {
+        // Found by fuzzing: the blank-skipping loop did not consume a NUL, the
+        // argument loop stopped at it, and the parser pushed empty arguments
+        // forever (under the store lock, memory growing without bound).
+        let commands = parse_all(b"SET k v\0ignored\r\n\0\r\nPING\r\n").unwrap();
+        assert_eq!(
+            commands,
+            vec![vec![b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()], Vec::new(), vec![b"PING".to_vec()]]
+        );
+        let commands = parse_all(b"\"quoted\"\0x\r\n").unwrap();
+        assert_eq!(commands, vec![vec![b"quoted".to_vec()]]);
+    }
+
+    #[test]
+    fn a_nul_byte_inside_quotes_leaves_them_unbalanced() {
+        assert_eq!(parse_all(b"SET \"a\0b\" v\r\n"), Err(ParseError::UnbalancedQuotes));
+        assert_eq!(parse_all(b"SET 'a\0b' v\r\n"), Err(ParseError::UnbalancedQuotes));
+        assert_eq!(parse_all(b"SET \"a\\\0\" v\r\n"), Err(ParseError::UnbalancedQuotes));
+        // Written as an escape, a NUL is an ordinary byte.
+        assert_eq!(parse_all(b"SET \"a\\x00b\"\r\n").unwrap(), vec![vec![b"SET".to_vec(), b"a\0b".to_vec()]]);
+    }
+
+    #[test]
+    fn inline_blanks_are_those_of_c_isspace() {
+        let commands = parse_all(b"\x0bPING\x0c \x0b x\x0by\r\n").unwrap();
+        assert_eq!(commands, vec![vec![b"PING\x0c".to_vec(), b"x\x0by".to_vec()]]);
+    }
+
+    #[test]
+    fn lengths_are_read_as_redis_string2ll_reads_them() {
+        // Found writing the fuzz target: 19 digits overflowed i64 (a panic in debug builds,
+        // a wrapped, possibly negative, count in release builds).
+        assert_eq!(parse_all(b"*9999999999999999999\r\n"), Err(ParseError::InvalidMultibulkLength));
+        assert_eq!(parse_all(b"*1\r\n$9999999999999999999\r\n"), Err(ParseError::InvalidBulkLength));
+        assert_eq!(parse_all(b"*01\r\n"), Err(ParseError::InvalidMultibulkLength));
+        assert_eq!(parse_all(b"*1\r\n$01\r\nx\r\n"), Err(ParseError::InvalidBulkLength));
+        assert_eq!(parse_all(b"*-0\r\n"), Err(ParseError::InvalidMultibulkLength));
+        assert_eq!(parse_all(b"*-9223372036854775808\r\n").unwrap(), vec![Vec::<Vec<u8>>::new()]);
+        assert_eq!(parse_length(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_length(b"9223372036854775808"), None);
+        assert_eq!(parse_length(b"-9223372036854775809"), None);
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"-"), None);
+        assert_eq!(parse_length(b""), None);
     }
 
     #[test]

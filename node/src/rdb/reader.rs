@@ -161,6 +161,14 @@ impl<R: Read> RdbReader<R> {
         Self::start(input)
     }
 
+    /// Like [`new`](Self::new) with a read buffer of `buffer_size` bytes (at
+    /// least 16) instead of 512 KiB, so that small inputs reach the paths
+    /// taken by strings longer than the buffer. For tests and fuzzing.
+    #[doc(hidden)]
+    pub fn with_buffer_size(reader: R, buffer_size: usize) -> Result<Self, RdbError> {
+        Self::start(Input::with_buffer_size(reader, buffer_size))
+    }
+
     fn start(mut input: Input<R>) -> Result<Self, RdbError> {
         let header: [u8; 9] = input.read_array()?;
         let digits = &header[5..];

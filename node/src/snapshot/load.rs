@@ -310,7 +310,15 @@ pub fn load_stream<R: Read + Send>(
             duration_ms = report.duration.as_millis() as u64,
             "snapshot loaded"
         ),
-        Err(_) => store.lock().flush_all(),
+        Err(_) => {
+            // Most failures come before any key was inserted: then there is
+            // nothing to empty (and no reason to start a lazyfree thread per
+            // database).
+            let mut store = store.lock();
+            if store.total_keys() > 0 {
+                store.flush_all();
+            }
+        }
     }
     result
 }

@@ -1,0 +1,9 @@
+//! Fuzz target `resp_parser`: see `ferrocache_fuzz::checks::resp_parser`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[global_allocator]
+static ALLOCATOR: ferrocache_fuzz::CappedAllocator = ferrocache_fuzz::CappedAllocator;
+
+fuzz_target!(|data: &[u8]| ferrocache_fuzz::checks::resp_parser::check(data));
