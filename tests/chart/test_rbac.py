@@ -14,7 +14,9 @@ CHILDREN = ["get", "list", "watch", "create", "patch", "update", "delete"]
 
 # (API group, resources, verbs), "" being the core group.
 OPERATOR_RULES = [
-    ("ferrocache.io", ["redisclusters", "backups", "restores"], READ_WRITE),
+    ("ferrocache.io", ["redisclusters", "restores"], READ_WRITE),
+    # Retention deletes expired automatic Backups.
+    ("ferrocache.io", ["backups"], READ_WRITE + ["delete"]),
     ("ferrocache.io", ["redisclusters/status", "backups/status", "restores/status"], ["get", "patch", "update"]),
     ("ferrocache.io", ["redisclusters/finalizers", "backups/finalizers", "restores/finalizers"], ["update"]),
     ("apps", ["statefulsets"], CHILDREN),
