@@ -79,3 +79,30 @@ pub async fn client(job: &JobS3) -> Result<S3Client, S3Error> {
     };
     S3Client::connect(&settings).await
 }
+
+/// Why no S3 client could be built for a resource's connection.
+#[derive(Debug)]
+pub enum ClientFailure {
+    /// The user must fix something (a missing Secret or key, invalid settings): reason, message.
+    Unusable(&'static str, String),
+    /// The Secret could not be read right now; worth retrying.
+    Unreadable(CredentialsError),
+}
+
+/// An S3 client for `connection`, with the credentials of its Secret in `namespace`.
+pub async fn client_for(
+    client: &Client,
+    namespace: &str,
+    connection: &S3Connection,
+) -> Result<S3Client, ClientFailure> {
+    let job = match job_settings(client, namespace, connection).await {
+        Ok(job) => job,
+        Err(error @ (CredentialsError::Missing(_) | CredentialsError::MissingKey { .. })) => {
+            return Err(ClientFailure::Unusable("CredentialsNotFound", error.to_string()));
+        }
+        Err(error) => return Err(ClientFailure::Unreadable(error)),
+    };
+    self::client(&job)
+        .await
+        .map_err(|error| ClientFailure::Unusable(error.reason(), crate::context::error_chain(&error)))
+}

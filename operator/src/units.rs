@@ -23,22 +23,9 @@ pub fn quantity_bytes(quantity: &str) -> Option<i64> {
     (bytes.is_finite() && bytes >= 0.0 && bytes < i64::MAX as f64).then_some(bytes as i64)
 }
 
-/// Bytes of a Redis memory setting (`1gb` = 1024^3, `1g` = 10^9, as Redis reads them).
+/// Bytes of a Redis memory setting (`1gb` = 1024^3, `1g` = 10^9), read as the node reads it.
 pub fn redis_memory_bytes(text: &str) -> Option<i64> {
-    let lower = text.trim().to_ascii_lowercase();
-    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
-    let (number, suffix) = lower.split_at(split);
-    let multiplier: i64 = match suffix {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    number.parse::<i64>().ok()?.checked_mul(multiplier)
+    ferrocache_node::config::parse_memory(text).and_then(|bytes| i64::try_from(bytes).ok())
 }
 
 /// A byte count for people: `1.5 GiB`.

@@ -18,7 +18,7 @@ use super::{check_destination, complete, BackupError, Step};
 use crate::condition::State;
 use crate::context::{error_chain, Context};
 use crate::crd::{Backup, BackupStatus};
-use crate::store::{self, CredentialsError};
+use crate::store;
 
 /// CRC64 with Redis's polynomial, as RDB trailers and sidecars hold it.
 static CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
@@ -193,14 +193,11 @@ async fn client_for(
     namespace: &str,
     backup: &Backup,
 ) -> Result<Result<s3::S3Client, Step>, BackupError> {
-    let job = match store::job_settings(&context.client, namespace, &backup.spec.destination.connection).await {
-        Ok(job) => job,
-        Err(error @ (CredentialsError::Missing(_) | CredentialsError::MissingKey { .. })) => {
-            return Ok(Err(Step::Fail("CredentialsNotFound", error.to_string())));
-        }
-        Err(error) => return Err(BackupError::Credentials(error)),
-    };
-    Ok(store::client(&job).await.map_err(|error| Step::Fail(error.reason(), error_chain(&error))))
+    match store::client_for(&context.client, namespace, &backup.spec.destination.connection).await {
+        Ok(client) => Ok(Ok(client)),
+        Err(store::ClientFailure::Unusable(reason, message)) => Ok(Err(Step::Fail(reason, message))),
+        Err(store::ClientFailure::Unreadable(error)) => Err(BackupError::Credentials(error)),
+    }
 }
 
 #[cfg(test)]

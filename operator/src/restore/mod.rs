@@ -210,16 +210,9 @@ async fn resolve(restore: &Restore, context: &Context, namespace: &str) -> Resul
     match (&source.backup, &source.s3) {
         (Some(backup), None) => resolve_backup(backup, context, namespace).await,
         (None, Some(object)) => {
-            let job = match store::job_settings(&context.client, namespace, &object.connection).await {
-                Ok(job) => job,
-                Err(error @ (store::CredentialsError::Missing(_) | store::CredentialsError::MissingKey { .. })) => {
-                    return Ok(Outcome::Fail("CredentialsNotFound", error.to_string()));
-                }
-                Err(error) => return Err(RestoreError::Credentials(error)),
-            };
-            let client = match store::client(&job).await {
+            let client = match store_client(context, namespace, &object.connection).await? {
                 Ok(client) => client,
-                Err(error) => return Ok(Outcome::Fail(error.reason(), error_chain(&error))),
+                Err(outcome) => return Ok(outcome),
             };
             match s3::head_object(&client, &object.bucket, &object.key).await {
                 Ok(info) => Ok(Outcome::Resolved(Box::new(Resolved {
@@ -257,16 +250,9 @@ async fn resolve_backup(name: &str, context: &Context, namespace: &str) -> Resul
         _ => return Ok(Outcome::Wait(format!("waiting for Backup {name} to be available"))),
     }
     let connection = backup.spec.destination.connection.clone();
-    let job = match store::job_settings(&context.client, namespace, &connection).await {
-        Ok(job) => job,
-        Err(error @ (store::CredentialsError::Missing(_) | store::CredentialsError::MissingKey { .. })) => {
-            return Ok(Outcome::Fail("CredentialsNotFound", error.to_string()));
-        }
-        Err(error) => return Err(RestoreError::Credentials(error)),
-    };
-    let client = match store::client(&job).await {
+    let client = match store_client(context, namespace, &connection).await? {
         Ok(client) => client,
-        Err(error) => return Ok(Outcome::Fail(error.reason(), error_chain(&error))),
+        Err(outcome) => return Ok(outcome),
     };
     let bucket = &backup.spec.destination.bucket;
     let folder = manifest::folder(&backup.spec.destination, namespace, name);
@@ -291,6 +277,19 @@ async fn resolve_backup(name: &str, context: &Context, namespace: &str) -> Resul
         base: Some(document.cluster.spec.clone()),
         data_bytes: shard.used_memory_bytes.max(shard.size_bytes),
     })))
+}
+
+/// An S3 client for `connection`, or the outcome that ends the restore.
+async fn store_client(
+    context: &Context,
+    namespace: &str,
+    connection: &crate::crd::S3Connection,
+) -> Result<Result<ferrocache_node::s3::S3Client, Outcome>, RestoreError> {
+    match store::client_for(&context.client, namespace, connection).await {
+        Ok(client) => Ok(Ok(client)),
+        Err(store::ClientFailure::Unusable(reason, message)) => Ok(Err(Outcome::Fail(reason, message))),
+        Err(store::ClientFailure::Unreadable(error)) => Err(RestoreError::Credentials(error)),
+    }
 }
 
 /// Mirrors the created cluster's state: creating, then available, or failed with its reason.
