@@ -144,9 +144,10 @@ mod tests {
 
     #[test]
     fn nothing_listening_fails_the_probe_with_the_address() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        drop(listener);
+        // Bound but not listening: the port refuses connections and no parallel test takes it.
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = closed.local_addr().unwrap().to_string();
         let error = check(ProbeKind::Alive, &address, None).unwrap_err();
         assert!(error.to_string().contains(&address), "{error}");
     }

@@ -247,6 +247,12 @@ env:
         let probe: Probe = serde_json::from_value(serde_json::json!({"tcpSocket": {"port": port}})).expect("probe");
         assert_eq!(run(&probe, &container(), &target, &ImageDirs::default()).await, ProbeResult::Success);
         drop(listener);
+        // A socket bound but not listening holds a port that refuses connections (a port merely
+        // closed could be taken by a test running in parallel).
+        let closed = tokio::net::TcpSocket::new_v4().expect("socket");
+        closed.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        let probe: Probe = serde_json::from_value(serde_json::json!({"tcpSocket": {"port": port}})).expect("probe");
         assert!(matches!(run(&probe, &container(), &target, &ImageDirs::default()).await, ProbeResult::Failure(_)));
     }
 }
