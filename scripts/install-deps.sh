@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and benchmarks need (Redis 7 as the
-# reference peer). Idempotent: does nothing when everything is present.
+# reference peer, kubectl for the end-to-end tests). Idempotent: does nothing when everything is present.
 set -euo pipefail
 
 need=()
@@ -8,6 +8,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 command -v tclsh >/dev/null 2>&1 || need+=(tcl)
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing ${need[*]}"
