@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test unit lint bench deps fmt crds testbed testbed-up testbed-down testbed-test fuzz
+.PHONY: help demo test unit lint bench deps fmt crds testbed testbed-up testbed-down testbed-test fuzz soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,3 +52,6 @@ testbed-test: ## tests of the test bed itself
 
 fuzz: ## fuzz the RESP parser, RDB loader and RESTORE decoder (FUZZ_SECONDS per target, default 60)
 	scripts/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+soak: testbed ## the bounded soak with faults, on a bed of its own; prints the loss table (docs/reliability.md)
+	scripts/soak.sh

@@ -1,0 +1,1238 @@
+//! The scenarios, and the steps they share: a source cluster under a steady write load,
+//! Backups through Garage or through the fault proxy, Restores of every available backup with
+//! every key compared, and the store checked after each backup for orphaned multipart uploads
+//! and objects a failed backup left.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ferrocache_node::s3::{self, S3Client, S3Error, S3Settings, StaticCredentials};
+use ferrocache_operator::condition::{self, State};
+use ferrocache_operator::crd::{Backup, RedisCluster, Restore};
+use ferrocache_operator::node_client::{JobStatus, NodeConnection, NODE_PORT};
+use ferrocache_testbed::harness::{HarnessError, TestBed, TestNamespace};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::DeleteParams;
+use kube::Api;
+
+use crate::bed::{self, Daemon, Operator, ProcessError};
+use crate::proxy::{FaultProxy, Faults, ProxyError, RequestHead, Verdict};
+use crate::random::Random;
+use crate::tally::{Row, Tally};
+use crate::writer::{self, WriteLog, Writer};
+
+/// Why a step of the soak could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum SoakError {
+    #[error("the test bed is unusable")]
+    Bed(#[source] HarnessError),
+    #[error("unable to {action}")]
+    Kube {
+        action: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("unable to {action} on node {address}")]
+    Redis {
+        action: &'static str,
+        address: SocketAddr,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("unable to {action} in S3")]
+    Store {
+        action: String,
+        #[source]
+        source: Box<S3Error>,
+    },
+    #[error("unable to control a process")]
+    Process(#[source] ProcessError),
+    #[error("unable to start the fault proxy")]
+    Proxy(#[source] ProxyError),
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Timeout { what: String, timeout: Duration },
+    #[error("{what} is missing: {detail}")]
+    Missing { what: &'static str, detail: String },
+    #[error("the local node failed: {0}")]
+    Local(String),
+}
+
+fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> SoakError {
+    let action = action.into();
+    move |source| SoakError::Kube { action, source: Box::new(source) }
+}
+
+fn store_error(action: impl Into<String>) -> impl FnOnce(S3Error) -> SoakError {
+    let action = action.into();
+    move |source| SoakError::Store { action, source: Box::new(source) }
+}
+
+/// What the soak is asked to do.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub runs: u64,
+    pub static_keys: u64,
+    pub value_bytes: usize,
+    pub writer_keys: u32,
+    pub seed: u64,
+    pub scenarios: Option<Vec<String>>,
+    pub backup_timeout: Duration,
+    pub restore_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Settings {
+        let number = |name: &str, default: u64| {
+            std::env::var(name).ok().and_then(|value| value.trim().parse().ok()).unwrap_or(default)
+        };
+        let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Settings {
+            runs: number("FERROCACHE_SOAK_RUNS", 2).max(1),
+            static_keys: number("FERROCACHE_SOAK_KEYS", 48_000),
+            value_bytes: number("FERROCACHE_SOAK_VALUE_BYTES", 1000) as usize,
+            writer_keys: number("FERROCACHE_SOAK_WRITER_KEYS", 2000) as u32,
+            seed: number("FERROCACHE_SOAK_SEED", clock.as_nanos() as u64),
+            scenarios: std::env::var("FERROCACHE_SOAK_SCENARIOS")
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+                .map(|value| value.split(',').map(|name| name.trim().to_owned()).collect()),
+            backup_timeout: Duration::from_secs(number("FERROCACHE_SOAK_BACKUP_TIMEOUT", 240)),
+            restore_timeout: Duration::from_secs(number("FERROCACHE_SOAK_RESTORE_TIMEOUT", 180)),
+        }
+    }
+}
+
+/// Every scenario, in the order they run.
+pub const SCENARIOS: [&str; 14] = [
+    "steady-fork",
+    "steady-forkless",
+    "node-kill-fork",
+    "node-kill-forkless",
+    "garage-kill",
+    "s3-faults",
+    "uploader-kill-before-complete",
+    "operator-kill-backup",
+    "operator-kill-restore",
+    "apiserver-restart",
+    "restore-corrupt",
+    "restore-interrupted",
+    "local-disk-full",
+    "local-fsync-eio",
+];
+
+/// The source cluster's name.
+const SOURCE: &str = "source";
+/// The key prefix of every backup (under it: namespace, backup name).
+const PREFIX: &str = "soak";
+/// The node container's name in the pods the operator builds.
+const NODE_CONTAINER: &str = "node";
+
+/// How a backup ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Available,
+    Failed,
+    Stuck,
+}
+
+/// The soak's state: the bed, the namespace, the operator, S3, the proxy and the tally.
+pub struct Soak {
+    pub settings: Settings,
+    bed: TestBed,
+    namespace: TestNamespace,
+    operator: Operator,
+    s3: S3Client,
+    bucket: String,
+    region: String,
+    garage_endpoint: String,
+    proxy: FaultProxy,
+    apiserver: Daemon,
+    garage: Daemon,
+    run_dir: PathBuf,
+    random: Random,
+    names: u64,
+    pub tally: Tally,
+}
+
+impl Soak {
+    /// Connects to the bed, creates the namespace, its S3 Secret and the source cluster,
+    /// starts the operator and the proxy, and loads the static data.
+    pub async fn prepare(settings: Settings) -> Result<Soak, SoakError> {
+        ferrocache_operator::install_crypto_provider();
+        let bed = TestBed::connect().await.map_err(SoakError::Bed)?;
+        let export = |name: &'static str| {
+            bed.export(name)
+                .map(str::to_owned)
+                .ok_or(SoakError::Missing { what: "a test bed export", detail: name.into() })
+        };
+        let kubeconfig = export("KUBECONFIG")?;
+        let run_dir = PathBuf::from(export("FERROCACHE_TESTBED_DIR")?);
+        let garage_endpoint = export("AWS_ENDPOINT_URL")?;
+        let bucket = export("FERROCACHE_TEST_BUCKET")?;
+        let region = export("AWS_REGION")?;
+        let access_key = export("AWS_ACCESS_KEY_ID")?;
+        let secret_key = export("AWS_SECRET_ACCESS_KEY")?;
+        apply_crds(&kubeconfig)?;
+        let namespace = bed.namespace("soak").await.map_err(SoakError::Bed)?;
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s3"},
+            "stringData": {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key},
+        }))
+        .map_err(|error| SoakError::Local(error.to_string()))?;
+        namespace.create(&secret).await.map_err(SoakError::Bed)?;
+        let s3 = S3Client::connect(&S3Settings {
+            endpoint: Some(garage_endpoint.clone()),
+            region: Some(region.clone()),
+            credentials: Some(StaticCredentials::new(access_key, secret_key)),
+            ..S3Settings::default()
+        })
+        .await
+        .map_err(store_error("connect"))?;
+        let garage_address: SocketAddr = garage_endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| SoakError::Missing { what: "a Garage address", detail: garage_endpoint.clone() })?;
+        let proxy = FaultProxy::start(garage_address, settings.seed).await.map_err(SoakError::Proxy)?;
+        let node_image = std::env::var("FERROCACHE_TEST_IMAGE").unwrap_or_else(|_| "ferrocache/ferrocache:dev".into());
+        let mut operator = Operator::new(&kubeconfig, &namespace.name, &node_image, run_dir.join("soak-operator.log"));
+        operator.start().map_err(SoakError::Process)?;
+        let apiserver = Daemon::new(
+            "kube-apiserver",
+            run_dir.join("pids/kube-apiserver.pid"),
+            run_dir.join("logs/kube-apiserver.log"),
+        );
+        let garage = Daemon::new("garage", run_dir.join("garage/garage.pid"), run_dir.join("garage/garage.log"));
+        let random = Random::new(settings.seed ^ 0x5eed);
+        let soak = Soak {
+            settings,
+            bed,
+            namespace,
+            operator,
+            s3,
+            bucket,
+            region,
+            garage_endpoint,
+            proxy,
+            apiserver,
+            garage,
+            run_dir,
+            random,
+            names: 0,
+            tally: Tally::default(),
+        };
+        soak.create_cluster(SOURCE).await?;
+        let address = soak.serving_address(SOURCE).await?;
+        load_static(address, soak.settings.static_keys, soak.settings.value_bytes).await?;
+        Ok(soak)
+    }
+
+    /// Runs every selected scenario `runs` times; a run that cannot finish is counted as
+    /// incomplete, noted, and the next one starts from a healthy state.
+    pub async fn run_all(&mut self) {
+        let selected: Vec<&str> = SCENARIOS
+            .into_iter()
+            .filter(|name| self.settings.scenarios.as_ref().is_none_or(|chosen| chosen.iter().any(|c| c == name)))
+            .collect();
+        for scenario in selected {
+            for run in 0..self.settings.runs {
+                let started = Instant::now();
+                eprintln!("soak: {scenario} run {}/{}", run + 1, self.settings.runs);
+                let mut row = Row { runs: 1, ..Row::default() };
+                let result = self.run_one(scenario, run, &mut row).await;
+                if let Err(error) = &result {
+                    row.incomplete += 1;
+                    self.tally.note(scenario, format!("run incomplete: {}", chain(error)));
+                    eprintln!("soak: {scenario} run {} incomplete: {}", run + 1, chain(error));
+                }
+                self.tally.row(scenario).add(&row);
+                eprintln!("soak: {scenario} run {} done in {:.1} s: {row:?}", run + 1, started.elapsed().as_secs_f64());
+                if let Err(error) = self.recover().await {
+                    self.tally.note(scenario, format!("recovery after the run failed: {}", chain(&error)));
+                }
+            }
+        }
+    }
+
+    async fn run_one(&mut self, scenario: &str, run: u64, row: &mut Row) -> Result<(), SoakError> {
+        match scenario {
+            "steady-fork" => self.steady(Some("Fork"), row).await,
+            "steady-forkless" => self.steady(Some("Forkless"), row).await,
+            "node-kill-fork" => self.node_kill("Fork", row).await,
+            "node-kill-forkless" => self.node_kill("Forkless", row).await,
+            "garage-kill" => self.garage_kill(row).await,
+            "s3-faults" => self.s3_faults(if run.is_multiple_of(2) { "Fork" } else { "Forkless" }, row).await,
+            "uploader-kill-before-complete" => self.uploader_kill(row).await,
+            "operator-kill-backup" => self.operator_kill_backup(row).await,
+            "operator-kill-restore" => self.operator_kill_restore(row).await,
+            "apiserver-restart" => self.apiserver_restart(row).await,
+            "restore-corrupt" => self.restore_corrupt(row).await,
+            "restore-interrupted" => self.restore_interrupted(row).await,
+            "local-disk-full" => crate::local::disk_full(self, row).await,
+            "local-fsync-eio" => crate::local::fsync_eio(self, row).await,
+            other => Err(SoakError::Missing { what: "a scenario", detail: other.to_owned() }),
+        }
+    }
+
+    /// Stops the operator, deletes the namespace, and returns the tally.
+    pub async fn finish(mut self) -> Tally {
+        self.operator.kill();
+        let namespace = self.namespace.name.clone();
+        if let Err(error) = self.namespace.delete().await {
+            eprintln!("soak: unable to delete namespace {namespace}: {error}");
+        }
+        self.tally
+    }
+
+    pub fn node_binary(&self) -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_ferrocache-operator")).with_file_name("ferrocache-node")
+    }
+
+    pub fn run_dir(&self) -> &std::path::Path {
+        &self.run_dir
+    }
+
+    pub fn seed(&mut self) -> u64 {
+        self.random.next()
+    }
+
+    // --- the scenarios -------------------------------------------------------------------
+
+    /// Backups back to back under the write load, no fault: the baseline, and the
+    /// point-in-time check of writes made while a slowed snapshot runs.
+    async fn steady(&mut self, method: Option<&str>, row: &mut Row) -> Result<(), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        self.slow_snapshots(source, method).await?;
+        let writer = self.start_writer(source).await?;
+        let name = self.name("steady");
+        let requested = Instant::now();
+        self.create_backup(&name, &self.proxy.endpoint(), method).await?;
+        let ended = self.await_backup(&name).await?;
+        let log = writer.stop().await;
+        self.unslow(source).await?;
+        self.account_backup(&name, ended, Some((&log, requested)), row).await?;
+        if ended != Ended::Available {
+            self.tally.note("steady", format!("backup {name} ended {ended:?} without a fault"));
+        }
+        self.delete_backup(&name).await
+    }
+
+    /// SIGKILL of the source node while it streams a snapshot.
+    async fn node_kill(&mut self, method: &str, row: &mut Row) -> Result<(), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        self.slow_snapshots(source, Some(method)).await?;
+        let writer = self.start_writer(source).await?;
+        let name = self.name("nodekill");
+        self.create_backup(&name, &self.proxy.endpoint(), Some(method)).await?;
+        let job = self.await_snapshot_bytes(&name, 1).await?;
+        eprintln!("soak: killing node {SOURCE}-0 at {} bytes of its {} snapshot", job.bytes, job.method);
+        self.kill_node(SOURCE).await?;
+        row.faults += 1;
+        let ended = self.await_backup(&name).await?;
+        drop(writer.stop().await);
+        self.unslow_proxy();
+        // The node restarted empty: what the backup holds cannot be compared with the writer.
+        self.account_backup(&name, ended, None, row).await?;
+        if ended == Ended::Available {
+            self.tally.note(
+                &format!("node-kill-{}", method.to_lowercase()),
+                format!("backup {name} became available although its node was killed mid-snapshot"),
+            );
+        }
+        self.delete_backup(&name).await?;
+        self.reload_source().await
+    }
+
+    /// Garage killed (SIGKILL) in mid-upload, back after three seconds.
+    async fn garage_kill(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        self.slow_snapshots(source, Some("Fork")).await?;
+        let writer = self.start_writer(source).await?;
+        let name = self.name("garagekill");
+        let requested = Instant::now();
+        let endpoint = self.garage_endpoint.clone();
+        self.create_backup(&name, &endpoint, Some("Fork")).await?;
+        let job = self.await_snapshot_bytes(&name, 1).await?;
+        eprintln!("soak: killing garage at {} bytes", job.bytes);
+        self.garage.restart(libc::SIGKILL, Duration::from_secs(3)).map_err(SoakError::Process)?;
+        row.faults += 1;
+        self.await_garage().await?;
+        let ended = self.await_backup(&name).await?;
+        let log = writer.stop().await;
+        self.unslow(source).await?;
+        self.account_backup(&name, ended, Some((&log, requested)), row).await?;
+        self.tally.note("garage-kill", format!("a backup whose store was killed ended {ended:?}"));
+        self.delete_backup(&name).await
+    }
+
+    /// Resets, lost responses, 503 SlowDown and stalls on the node's and the operator's S3
+    /// requests during the backup (the restore then reads without faults).
+    async fn s3_faults(&mut self, method: &str, row: &mut Row) -> Result<(), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        let writer = self.start_writer(source).await?;
+        let name = self.name("s3faults");
+        let before = self.proxy.counters().injected();
+        self.proxy.set_faults(Faults {
+            reset: 0.06,
+            lose_response: 0.04,
+            slow_down: 0.08,
+            stall: 0.06,
+            stall_for: Duration::from_secs(4),
+            bandwidth: Some(16 << 20),
+        });
+        let requested = Instant::now();
+        self.create_backup(&name, &self.proxy.endpoint(), Some(method)).await?;
+        let ended = self.await_backup(&name).await;
+        self.proxy.set_faults(Faults::none());
+        let ended = ended?;
+        row.faults += self.proxy.counters().injected() - before;
+        let log = writer.stop().await;
+        self.account_backup(&name, ended, Some((&log, requested)), row).await?;
+        if ended != Ended::Available {
+            let message = self.backup_message(&name).await;
+            self.tally.note("s3-faults", format!("a backup under S3 faults ended {ended:?}: {message}"));
+        }
+        self.delete_backup(&name).await
+    }
+
+    /// The node killed when its last part and sidecar are stored and it asks S3 to complete
+    /// the upload (between the last part and the manifest).
+    async fn uploader_kill(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        let writer = self.start_writer(source).await?;
+        let name = self.name("uploaderkill");
+        let mut tap = self.proxy.tap(|head: &RequestHead| head.is_complete());
+        self.create_backup(&name, &self.proxy.endpoint(), None).await?;
+        let tapped = tokio::time::timeout(self.settings.backup_timeout, tap.recv()).await.ok().flatten().ok_or(
+            SoakError::Timeout {
+                what: "the node's CompleteMultipartUpload".into(),
+                timeout: self.settings.backup_timeout,
+            },
+        )?;
+        self.kill_node(SOURCE).await?;
+        let _ = tapped.reply.send(Verdict::Reset);
+        row.faults += 1;
+        let ended = self.await_backup(&name).await?;
+        drop(writer.stop().await);
+        self.account_backup(&name, ended, None, row).await?;
+        self.delete_backup(&name).await?;
+        self.reload_source().await
+    }
+
+    /// The operator killed at each step of a backup; each backup must complete once and
+    /// restore exactly.
+    async fn operator_kill_backup(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        for step in
+            ["checking-destination", "snapshot-running", "verifying-sidecar", "writing-manifest", "manifest-written"]
+        {
+            let source = self.serving_address(SOURCE).await?;
+            self.slow_snapshots(source, Some("Fork")).await?;
+            let writer = self.start_writer(source).await?;
+            let name = self.name("opkill");
+            let mut tap = match step {
+                "checking-destination" => Some(self.proxy.tap(|head: &RequestHead| head.is_get_of("/manifest.json"))),
+                "verifying-sidecar" => Some(self.proxy.tap(|head: &RequestHead| head.is_get_of(".rdb.meta.json"))),
+                "writing-manifest" | "manifest-written" => {
+                    Some(self.proxy.tap(|head: &RequestHead| head.is_put_of("/manifest.json")))
+                }
+                _ => None,
+            };
+            let requested = Instant::now();
+            self.create_backup(&name, &self.proxy.endpoint(), Some("Fork")).await?;
+            let timeout = self.settings.backup_timeout;
+            match tap.as_mut() {
+                Some(tap) => {
+                    let tapped =
+                        tokio::time::timeout(timeout, tap.recv()).await.ok().flatten().ok_or(SoakError::Timeout {
+                            what: format!("the operator's request at step {step}"),
+                            timeout,
+                        })?;
+                    eprintln!("soak: operator killed at {step}, holding {} {}", tapped.head.method, tapped.head.target);
+                    if step == "manifest-written" {
+                        let _ = tapped.reply.send(Verdict::ForwardThenAsk);
+                        let answered =
+                            tokio::time::timeout(timeout, tap.recv()).await.ok().flatten().ok_or(
+                                SoakError::Timeout { what: "Garage's answer to the manifest".into(), timeout },
+                            )?;
+                        debug_assert!(answered.responded);
+                        self.operator.kill();
+                        let _ = answered.reply.send(Verdict::Reset);
+                    } else {
+                        self.operator.kill();
+                        let _ = tapped.reply.send(Verdict::Reset);
+                    }
+                }
+                None => {
+                    self.await_snapshot_bytes(&name, 1).await?;
+                    self.operator.kill();
+                }
+            }
+            row.faults += 1;
+            self.proxy.untap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.operator.start().map_err(SoakError::Process)?;
+            let ended = self.await_backup(&name).await?;
+            let log = writer.stop().await;
+            self.unslow(source).await?;
+            self.account_backup(&name, ended, Some((&log, requested)), row).await?;
+            if ended != Ended::Available {
+                let message = self.backup_message(&name).await;
+                self.tally
+                    .note("operator-kill-backup", format!("killed at {step}, the backup ended {ended:?}: {message}"));
+            }
+            self.delete_backup(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// The operator killed at each step of a restore; each restore must complete and hold
+    /// every key.
+    async fn operator_kill_restore(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        let writer = self.start_writer(source).await?;
+        let name = self.name("opkillr");
+        let requested = Instant::now();
+        self.create_backup(&name, &self.proxy.endpoint(), None).await?;
+        let ended = self.await_backup(&name).await?;
+        let log = writer.stop().await;
+        self.account_store(&name, ended, row).await?;
+        if ended != Ended::Available {
+            return Err(SoakError::Missing {
+                what: "an available backup to restore",
+                detail: format!("{name}: {ended:?}"),
+            });
+        }
+        for step in ["reading-manifest", "cluster-created", "node-preloading"] {
+            let restore = self.name("r");
+            let cluster = self.name("c");
+            let mut tap = (step == "reading-manifest")
+                .then(|| self.proxy.tap(|head: &RequestHead| head.is_get_of("/manifest.json")));
+            self.create_restore(&restore, &cluster, RestoreFrom::Backup(&name)).await?;
+            let timeout = self.settings.restore_timeout;
+            match (step, tap.as_mut()) {
+                (_, Some(tap)) => {
+                    let tapped = tokio::time::timeout(timeout, tap.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                        .ok_or(SoakError::Timeout { what: "the restore's manifest read".into(), timeout })?;
+                    self.operator.kill();
+                    let _ = tapped.reply.send(Verdict::Reset);
+                }
+                ("cluster-created", None) => {
+                    let clusters: Api<RedisCluster> = self.namespace.api();
+                    wait(&format!("RedisCluster {cluster}"), timeout, || async {
+                        clusters.get_opt(&cluster).await.ok().flatten().map(|_| ())
+                    })
+                    .await?;
+                    self.operator.kill();
+                }
+                _ => {
+                    let pods: Api<Pod> = self.namespace.api();
+                    let pod = format!("{cluster}-0");
+                    wait(&format!("pod {pod} to start"), timeout, || async {
+                        let pod = pods.get_opt(&pod).await.ok().flatten()?;
+                        pod.status?.container_statuses?.first()?.state.as_ref()?.running.as_ref().map(|_| ())
+                    })
+                    .await?;
+                    self.operator.kill();
+                }
+            }
+            row.faults += 1;
+            self.proxy.untap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.operator.start().map_err(SoakError::Process)?;
+            self.verify_restore(&restore, &cluster, Some((&log, requested)), row).await?;
+        }
+        self.delete_backup(&name).await
+    }
+
+    /// The API server restarted during a backup and during a restore.
+    async fn apiserver_restart(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        self.slow_snapshots(source, Some("Fork")).await?;
+        let writer = self.start_writer(source).await?;
+        let name = self.name("apirestart");
+        let requested = Instant::now();
+        self.create_backup(&name, &self.proxy.endpoint(), Some("Fork")).await?;
+        self.await_snapshot_bytes(&name, 1).await?;
+        self.restart_apiserver().await?;
+        row.faults += 1;
+        let ended = self.await_backup(&name).await?;
+        let log = writer.stop().await;
+        self.unslow(source).await?;
+        self.account_store(&name, ended, row).await?;
+        if ended != Ended::Available {
+            let message = self.backup_message(&name).await;
+            self.tally.note("apiserver-restart", format!("the backup ended {ended:?}: {message}"));
+            return self.delete_backup(&name).await;
+        }
+        let restore = self.name("r");
+        let cluster = self.name("c");
+        self.create_restore(&restore, &cluster, RestoreFrom::Backup(&name)).await?;
+        let clusters: Api<RedisCluster> = self.namespace.api();
+        wait(&format!("RedisCluster {cluster}"), self.settings.restore_timeout, || async {
+            clusters.get_opt(&cluster).await.ok().flatten().map(|_| ())
+        })
+        .await?;
+        self.restart_apiserver().await?;
+        row.faults += 1;
+        self.verify_restore(&restore, &cluster, Some((&log, requested)), row).await?;
+        self.delete_backup(&name).await
+    }
+
+    /// Restores from objects corrupted in three ways must fail, never serve.
+    async fn restore_corrupt(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let name = self.name("corrupt");
+        self.create_backup(&name, &self.proxy.endpoint(), None).await?;
+        let ended = self.await_backup(&name).await?;
+        self.account_store(&name, ended, row).await?;
+        if ended != Ended::Available {
+            return Err(SoakError::Missing {
+                what: "an available backup to corrupt",
+                detail: format!("{name}: {ended:?}"),
+            });
+        }
+        let folder = self.folder(&name);
+        let data_key = format!("{folder}shard-0.rdb");
+        let original = self.get_object(&data_key).await?;
+        let middle = original.len() / 2;
+        let mut flipped = original.clone();
+        flipped[middle] ^= 0x20;
+        let truncated = original[..original.len() * 2 / 3].to_vec();
+        let cases: [(&str, Vec<u8>); 3] =
+            [("flipped-raw", flipped.clone()), ("truncated-raw", truncated), ("flipped-in-backup", flipped)];
+        for (case, bytes) in cases {
+            let restore = self.name("r");
+            let cluster = self.name("c");
+            let from = if case == "flipped-in-backup" {
+                self.put_object(&data_key, bytes).await?;
+                RestoreFrom::Backup(&name)
+            } else {
+                let key = format!("{folder}{case}.rdb");
+                self.put_object(&key, bytes).await?;
+                RestoreFrom::Object(key)
+            };
+            self.create_restore(&restore, &cluster, from).await?;
+            row.faults += 1;
+            let ended = self.await_restore(&restore).await?;
+            match ended {
+                Ended::Available => {
+                    row.corrupt_accepted += 1;
+                    self.tally.note("restore-corrupt", format!("{case}: the restore became available"));
+                }
+                Ended::Stuck => row.stuck += 1,
+                Ended::Failed => {}
+            }
+            self.delete_restore(&restore, &cluster).await?;
+        }
+        self.delete_backup(&name).await
+    }
+
+    /// The restored node killed while it preloads (slowed by the proxy); the stand-in restarts
+    /// it and it must preload again from the start and hold every key.
+    async fn restore_interrupted(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        let writer = self.start_writer(source).await?;
+        let name = self.name("interrupted");
+        let requested = Instant::now();
+        self.create_backup(&name, &self.proxy.endpoint(), None).await?;
+        let ended = self.await_backup(&name).await?;
+        let log = writer.stop().await;
+        self.account_store(&name, ended, row).await?;
+        if ended != Ended::Available {
+            return Err(SoakError::Missing {
+                what: "an available backup to restore",
+                detail: format!("{name}: {ended:?}"),
+            });
+        }
+        self.proxy.set_faults(Faults { bandwidth: Some(8 << 20), ..Faults::none() });
+        let restore = self.name("r");
+        let cluster = self.name("c");
+        self.create_restore(&restore, &cluster, RestoreFrom::Backup(&name)).await?;
+        let pods: Api<Pod> = self.namespace.api();
+        let pod = format!("{cluster}-0");
+        wait(&format!("pod {pod} to start preloading"), self.settings.restore_timeout, || async {
+            let pod = pods.get_opt(&pod).await.ok().flatten()?;
+            pod.status?.container_statuses?.first()?.state.as_ref()?.running.as_ref().map(|_| ())
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let killed = self.kill_node(&cluster).await;
+        self.proxy.set_faults(Faults::none());
+        killed?;
+        row.faults += 1;
+        self.verify_restore(&restore, &cluster, Some((&log, requested)), row).await?;
+        self.delete_backup(&name).await
+    }
+
+    // --- shared steps -------------------------------------------------------------------------
+
+    fn name(&mut self, prefix: &str) -> String {
+        self.names += 1;
+        format!("{prefix}-{}", self.names)
+    }
+
+    fn folder(&self, backup: &str) -> String {
+        format!("{PREFIX}/{}/{backup}/", self.namespace.name)
+    }
+
+    async fn create_cluster(&self, name: &str) -> Result<(), SoakError> {
+        let cluster: RedisCluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ferrocache.io/v1alpha1",
+            "kind": "RedisCluster",
+            "metadata": {"name": name},
+            "spec": {"memoryLimit": "1Gi"},
+        }))
+        .map_err(|error| SoakError::Local(error.to_string()))?;
+        self.namespace.create(&cluster).await.map_err(SoakError::Bed)?;
+        Ok(())
+    }
+
+    /// The address of a cluster's node once it serves (ready and answering PING).
+    pub async fn serving_address(&self, cluster: &str) -> Result<SocketAddr, SoakError> {
+        let pods: Api<Pod> = self.namespace.api();
+        let pod = format!("{cluster}-0");
+        wait(&format!("node {pod} to serve"), Duration::from_secs(180), || async {
+            let found = pods.get_opt(&pod).await.ok().flatten()?;
+            if !ferrocache_testbed::harness::is_pod_ready(&found) {
+                return None;
+            }
+            let ip = found.status?.pod_ip?.parse().ok()?;
+            let address = SocketAddr::new(ip, NODE_PORT);
+            let client = redis::Client::open(format!("redis://{address}/")).ok()?;
+            let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+            let pong: String = redis::cmd("PING").query_async(&mut connection).await.ok()?;
+            (pong == "PONG").then_some(address)
+        })
+        .await
+    }
+
+    async fn start_writer(&mut self, source: SocketAddr) -> Result<Writer, SoakError> {
+        let seed = self.random.next();
+        let writer = Writer::start(source, self.settings.writer_keys, seed).await.map_err(|source_error| {
+            SoakError::Redis { action: "start the writer", address: source, source: source_error }
+        })?;
+        wait("the writer's first 300 writes", Duration::from_secs(30), || async {
+            (writer.acknowledged() >= 300).then_some(())
+        })
+        .await?;
+        Ok(writer)
+    }
+
+    /// Makes snapshots last a few seconds: fork by `rdb-key-save-delay`, forkless by a
+    /// bandwidth cap on the proxy (the walk then waits on its full buffer).
+    async fn slow_snapshots(&self, source: SocketAddr, method: Option<&str>) -> Result<(), SoakError> {
+        match method {
+            Some("Forkless") => self.proxy.set_faults(Faults { bandwidth: Some(6 << 20), ..Faults::none() }),
+            _ => config_set(source, "rdb-key-save-delay", "100").await?,
+        }
+        Ok(())
+    }
+
+    async fn unslow(&self, source: SocketAddr) -> Result<(), SoakError> {
+        self.unslow_proxy();
+        config_set(source, "rdb-key-save-delay", "0").await
+    }
+
+    fn unslow_proxy(&self) {
+        self.proxy.set_faults(Faults::none());
+    }
+
+    async fn create_backup(&self, name: &str, endpoint: &str, method: Option<&str>) -> Result<(), SoakError> {
+        let mut spec = serde_json::json!({
+            "cluster": SOURCE,
+            "destination": {
+                "bucket": self.bucket, "prefix": PREFIX, "endpoint": endpoint,
+                "region": self.region, "credentialsSecret": "s3",
+            },
+        });
+        if let Some(method) = method {
+            spec["snapshotMethod"] = serde_json::Value::from(method);
+        }
+        let backup: Backup = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ferrocache.io/v1alpha1", "kind": "Backup", "metadata": {"name": name}, "spec": spec,
+        }))
+        .map_err(|error| SoakError::Local(error.to_string()))?;
+        self.namespace.create(&backup).await.map_err(SoakError::Bed)?;
+        Ok(())
+    }
+
+    async fn await_backup(&self, name: &str) -> Result<Ended, SoakError> {
+        let backups: Api<Backup> = self.namespace.api();
+        let ended = wait(&format!("Backup {name} to end"), self.settings.backup_timeout, || async {
+            let backup = backups.get_opt(name).await.ok().flatten()?;
+            match State::of(&backup.status.unwrap_or_default().conditions) {
+                Some(State::Available) => Some(Ended::Available),
+                Some(State::Failed) => Some(Ended::Failed),
+                _ => None,
+            }
+        })
+        .await;
+        match ended {
+            Err(SoakError::Timeout { .. }) => Ok(Ended::Stuck),
+            other => other,
+        }
+    }
+
+    async fn backup_message(&self, name: &str) -> String {
+        let backups: Api<Backup> = self.namespace.api();
+        match backups.get_opt(name).await {
+            Ok(Some(backup)) => {
+                let conditions = backup.status.unwrap_or_default().conditions;
+                condition::find(&conditions, condition::AVAILABLE)
+                    .map(|found| format!("{}: {}", found.reason, found.message))
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// Waits until the node streams the backup's snapshot and has produced `bytes`.
+    async fn await_snapshot_bytes(&self, name: &str, bytes: i64) -> Result<JobStatus, SoakError> {
+        let backups: Api<Backup> = self.namespace.api();
+        let source = self.serving_address(SOURCE).await?;
+        wait(&format!("the snapshot of Backup {name} to run"), Duration::from_secs(90), || async {
+            let backup = backups.get_opt(name).await.ok().flatten()?;
+            let job_id = backup.status?.job_id?;
+            let mut node = NodeConnection::connect(source, None).await.ok()?;
+            let job = node.backup_status(&job_id).await.ok()??;
+            (job.state == "running" && job.bytes >= bytes).then_some(job)
+        })
+        .await
+    }
+
+    /// SIGKILL of a cluster's node container.
+    async fn kill_node(&self, cluster: &str) -> Result<(), SoakError> {
+        let pod = format!("{cluster}-0");
+        let directory = self
+            .bed
+            .local_pod_dir(&self.namespace.name, &pod)
+            .ok_or(SoakError::Missing { what: "the local pod directory", detail: pod.clone() })?;
+        bed::kill_pod_container(&directory, NODE_CONTAINER).map_err(SoakError::Process)
+    }
+
+    /// The source restarted empty: wait for it and load the static data again.
+    async fn reload_source(&self) -> Result<(), SoakError> {
+        let address = self.serving_address(SOURCE).await?;
+        load_static(address, self.settings.static_keys, self.settings.value_bytes).await
+    }
+
+    async fn await_garage(&self) -> Result<(), SoakError> {
+        let s3 = self.s3.clone();
+        let bucket = self.bucket.clone();
+        wait("garage to serve again", Duration::from_secs(60), || async { s3.check_bucket(&bucket).await.ok() }).await
+    }
+
+    async fn restart_apiserver(&mut self) -> Result<(), SoakError> {
+        self.apiserver.restart(libc::SIGTERM, Duration::from_secs(2)).map_err(SoakError::Process)?;
+        let client = self.bed.client();
+        wait("the API server to serve again", Duration::from_secs(90), || async {
+            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+            namespaces.get_opt("default").await.ok().flatten().map(|_| ())
+        })
+        .await
+    }
+
+    /// Counts a backup and checks the store: then, when it is available, restores it and
+    /// compares every key.
+    async fn account_backup(
+        &mut self,
+        name: &str,
+        ended: Ended,
+        writes: Option<(&WriteLog, Instant)>,
+        row: &mut Row,
+    ) -> Result<(), SoakError> {
+        self.account_store(name, ended, row).await?;
+        if ended == Ended::Available {
+            let restore = self.name("r");
+            let cluster = self.name("c");
+            self.create_restore(&restore, &cluster, RestoreFrom::Backup(name)).await?;
+            self.verify_restore(&restore, &cluster, writes, row).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts the backup and what it left in the store: multipart uploads still open under
+    /// its folder (after a grace period for the node's own cleanup), and, for a failed backup,
+    /// a data object or manifest under its keys.
+    async fn account_store(&mut self, name: &str, ended: Ended, row: &mut Row) -> Result<(), SoakError> {
+        row.backups_taken += 1;
+        match ended {
+            Ended::Available => row.backups_available += 1,
+            Ended::Stuck => row.stuck += 1,
+            Ended::Failed => {}
+        }
+        let folder = self.folder(name);
+        let s3 = self.s3.clone();
+        let bucket = self.bucket.clone();
+        let open = wait("the open uploads to be aborted", Duration::from_secs(20), || async {
+            let uploads = s3::list_incomplete_uploads(&s3, &bucket, &folder).await.ok()?;
+            uploads.is_empty().then_some(0usize)
+        })
+        .await;
+        if open.is_err() {
+            let uploads =
+                s3::list_incomplete_uploads(&s3, &bucket, &folder).await.map_err(store_error("list uploads"))?;
+            row.orphaned_uploads += uploads.len() as u64;
+            self.tally.note(
+                "store",
+                format!("Backup {name} ({ended:?}) left {} open multipart upload(s) under {folder}", uploads.len()),
+            );
+            // Clean up, so the next scenario starts from an empty store.
+            s3::abort_incomplete_uploads(&s3, &bucket, &folder, Duration::ZERO)
+                .await
+                .map_err(store_error("abort uploads"))?;
+        }
+        if ended == Ended::Failed {
+            let objects = s3::list_objects(&s3, &bucket, &folder).await.map_err(store_error("list objects"))?;
+            for object in objects {
+                let file = object.key.trim_start_matches(&folder).to_owned();
+                if file == "shard-0.rdb" || file == "manifest.json" {
+                    row.leftovers += 1;
+                    self.tally.note("store", format!("failed Backup {name} left {file}"));
+                } else if file.ends_with(".meta.json") {
+                    self.tally
+                        .note("store", format!("failed Backup {name} left the sidecar {file} (ignored by readers)"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_restore(&self, name: &str, cluster: &str, from: RestoreFrom<'_>) -> Result<(), SoakError> {
+        let source = match from {
+            RestoreFrom::Backup(backup) => serde_json::json!({"backup": backup}),
+            RestoreFrom::Object(key) => serde_json::json!({"s3": {
+                "bucket": self.bucket, "key": key, "endpoint": self.proxy.endpoint(),
+                "region": self.region, "credentialsSecret": "s3",
+            }}),
+        };
+        let restore: Restore = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ferrocache.io/v1alpha1", "kind": "Restore", "metadata": {"name": name},
+            "spec": {"source": source, "clusterName": cluster},
+        }))
+        .map_err(|error| SoakError::Local(error.to_string()))?;
+        self.namespace.create(&restore).await.map_err(SoakError::Bed)?;
+        Ok(())
+    }
+
+    async fn await_restore(&self, name: &str) -> Result<Ended, SoakError> {
+        let restores: Api<Restore> = self.namespace.api();
+        let ended = wait(&format!("Restore {name} to end"), self.settings.restore_timeout, || async {
+            let restore = restores.get_opt(name).await.ok().flatten()?;
+            match State::of(&restore.status.unwrap_or_default().conditions) {
+                Some(State::Available) => Some(Ended::Available),
+                Some(State::Failed) => Some(Ended::Failed),
+                _ => None,
+            }
+        })
+        .await;
+        match ended {
+            Err(SoakError::Timeout { .. }) => Ok(Ended::Stuck),
+            other => other,
+        }
+    }
+
+    /// Waits for the restore, compares every key of the restored node with the static data
+    /// and the writer's log, then deletes the restore and its cluster.
+    async fn verify_restore(
+        &mut self,
+        restore: &str,
+        cluster: &str,
+        writes: Option<(&WriteLog, Instant)>,
+        row: &mut Row,
+    ) -> Result<(), SoakError> {
+        let ended = self.await_restore(restore).await?;
+        if ended != Ended::Available {
+            let restores: Api<Restore> = self.namespace.api();
+            let message = match restores.get_opt(restore).await {
+                Ok(Some(found)) => condition::find(&found.status.unwrap_or_default().conditions, condition::AVAILABLE)
+                    .map(|c| format!("{}: {}", c.reason, c.message))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            self.delete_restore(restore, cluster).await?;
+            return Err(SoakError::Missing {
+                what: "a restore of an available backup",
+                detail: format!("Restore {restore} ended {ended:?}: {message}"),
+            });
+        }
+        let address = self.serving_address(cluster).await?;
+        let (compared, wrong) = verify_static(address, self.settings.static_keys, self.settings.value_bytes).await?;
+        row.keys_compared += compared;
+        row.mismatches += wrong;
+        if wrong > 0 {
+            self.tally.note("verify", format!("Restore {restore}: {wrong} static keys differ"));
+        }
+        if let Some((log, requested)) = writes {
+            let values = writer::read_back(address, self.settings.writer_keys)
+                .await
+                .map_err(|source| SoakError::Redis { action: "read the writer's keys", address, source })?;
+            let verdict = writer::check(log, self.settings.writer_keys, requested, &values);
+            row.keys_compared += verdict.keys;
+            row.mismatches += verdict.mismatches;
+            row.writes_lost += verdict.lost;
+            if verdict.mismatches + verdict.lost > 0 {
+                self.tally.note(
+                    "verify",
+                    format!(
+                        "Restore {restore}: {} keys not at one point in time, {} acknowledged writes lost (point {}, {} writes acknowledged)",
+                        verdict.mismatches,
+                        verdict.lost,
+                        verdict.point,
+                        log.acknowledged()
+                    ),
+                );
+            }
+        }
+        row.restores_verified += u64::from(wrong == 0);
+        self.delete_restore(restore, cluster).await
+    }
+
+    async fn delete_restore(&self, restore: &str, cluster: &str) -> Result<(), SoakError> {
+        let restores: Api<Restore> = self.namespace.api();
+        let clusters: Api<RedisCluster> = self.namespace.api();
+        ignore_missing(restores.delete(restore, &DeleteParams::default()).await.map(|_| ()))
+            .map_err(kube_error(format!("delete Restore {restore}")))?;
+        ignore_missing(clusters.delete(cluster, &DeleteParams::default()).await.map(|_| ()))
+            .map_err(kube_error(format!("delete RedisCluster {cluster}")))?;
+        Ok(())
+    }
+
+    /// Deletes a Backup (its finalizer deletes its objects) and waits for it to go.
+    async fn delete_backup(&self, name: &str) -> Result<(), SoakError> {
+        let backups: Api<Backup> = self.namespace.api();
+        ignore_missing(backups.delete(name, &DeleteParams::default()).await.map(|_| ()))
+            .map_err(kube_error(format!("delete Backup {name}")))?;
+        wait(&format!("Backup {name} to be deleted"), Duration::from_secs(60), || async {
+            matches!(backups.get_opt(name).await, Ok(None)).then_some(())
+        })
+        .await
+    }
+
+    async fn get_object(&self, key: &str) -> Result<Vec<u8>, SoakError> {
+        let output = self
+            .s3
+            .sdk()
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|error| SoakError::Local(format!("unable to get {key}: {error}")))?;
+        let body =
+            output.body.collect().await.map_err(|error| SoakError::Local(format!("unable to read {key}: {error}")))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    async fn put_object(&self, key: &str, bytes: Vec<u8>) -> Result<(), SoakError> {
+        s3::put_small_object(&self.s3, &self.bucket, key, bytes.into(), "application/octet-stream")
+            .await
+            .map_err(store_error(format!("put {key}")))
+    }
+
+    /// Brings everything back to a healthy state after a run: faults off, operator up, Garage
+    /// up, the source serving its data.
+    async fn recover(&mut self) -> Result<(), SoakError> {
+        self.proxy.untap();
+        self.proxy.set_faults(Faults::none());
+        if !self.operator.running() {
+            self.operator.start().map_err(SoakError::Process)?;
+        }
+        self.await_garage().await?;
+        let source = self.serving_address(SOURCE).await?;
+        config_set(source, "rdb-key-save-delay", "0").await?;
+        let mut connection = connect(source).await?;
+        let keys: u64 = redis::cmd("DBSIZE").query_async(&mut connection).await.map_err(|error| SoakError::Redis {
+            action: "DBSIZE",
+            address: source,
+            source: error,
+        })?;
+        if keys < self.settings.static_keys {
+            load_static(source, self.settings.static_keys, self.settings.value_bytes).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a Restore reads from.
+enum RestoreFrom<'a> {
+    Backup(&'a str),
+    Object(String),
+}
+
+fn ignore_missing(result: Result<(), kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+/// The error and its causes on one line.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Polls `check` every 250 ms until it yields a value or `timeout` passes.
+pub async fn wait<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, SoakError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            return Err(SoakError::Timeout { what: what.to_owned(), timeout });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn apply_crds(kubeconfig: &str) -> Result<(), SoakError> {
+    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    for arguments in [
+        vec!["apply", "--server-side", "--force-conflicts", "-f", crds.to_str().unwrap_or("crds")],
+        vec![
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "redisclusters.ferrocache.io",
+            "backups.ferrocache.io",
+            "restores.ferrocache.io",
+        ],
+    ] {
+        let output = std::process::Command::new("kubectl")
+            .args(&arguments)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .map_err(|error| SoakError::Local(format!("unable to run kubectl: {error}")))?;
+        if !output.status.success() {
+            return Err(SoakError::Local(format!(
+                "kubectl {} failed: {}",
+                arguments.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn connect(address: SocketAddr) -> Result<redis::aio::MultiplexedConnection, SoakError> {
+    let client = redis::Client::open(format!("redis://{address}/")).map_err(|source| SoakError::Redis {
+        action: "open a client",
+        address,
+        source,
+    })?;
+    client.get_multiplexed_async_connection().await.map_err(|source| SoakError::Redis {
+        action: "connect",
+        address,
+        source,
+    })
+}
+
+pub async fn config_set(address: SocketAddr, name: &str, value: &str) -> Result<(), SoakError> {
+    let mut connection = connect(address).await?;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query_async::<()>(&mut connection)
+        .await
+        .map_err(|source| SoakError::Redis { action: "CONFIG SET", address, source })
+}
+
+/// The value of static key `index`: its index, then filler up to `bytes`.
+pub fn static_value(index: u64, bytes: usize) -> Vec<u8> {
+    let mut value = format!("{index:010}:").into_bytes();
+    let mut filler = index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    while value.len() < bytes {
+        filler ^= filler << 13;
+        filler ^= filler >> 7;
+        filler ^= filler << 17;
+        value.push(b'a' + (filler % 26) as u8);
+    }
+    value
+}
+
+pub fn static_key(index: u64) -> String {
+    format!("static:{index}")
+}
+
+/// Loads the static keys, in pipelines of 1000.
+pub async fn load_static(address: SocketAddr, keys: u64, bytes: usize) -> Result<(), SoakError> {
+    let mut connection = connect(address).await?;
+    let mut start = 0;
+    while start < keys {
+        let end = (start + 1000).min(keys);
+        let mut pipe = redis::pipe();
+        for index in start..end {
+            pipe.cmd("SET").arg(static_key(index)).arg(static_value(index, bytes)).ignore();
+        }
+        pipe.query_async::<()>(&mut connection).await.map_err(|source| SoakError::Redis {
+            action: "load the static keys",
+            address,
+            source,
+        })?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// Compares the static keys of a node with what was loaded: (keys compared, keys that differ).
+pub async fn verify_static(address: SocketAddr, keys: u64, bytes: usize) -> Result<(u64, u64), SoakError> {
+    let mut connection = connect(address).await?;
+    let mut wrong = 0;
+    let mut start = 0;
+    while start < keys {
+        let end = (start + 1000).min(keys);
+        let mut get = redis::cmd("MGET");
+        for index in start..end {
+            get.arg(static_key(index));
+        }
+        let values: Vec<Option<Vec<u8>>> = get
+            .query_async(&mut connection)
+            .await
+            .map_err(|source| SoakError::Redis { action: "read the static keys", address, source })?;
+        for (index, value) in (start..end).zip(values) {
+            if value.as_deref() != Some(static_value(index, bytes).as_slice()) {
+                wrong += 1;
+            }
+        }
+        start = end;
+    }
+    Ok((keys, wrong))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_values_have_the_requested_size_and_differ_by_key() {
+        assert_eq!(static_value(7, 1000).len(), 1000);
+        assert_ne!(static_value(7, 100), static_value(8, 100));
+        assert_eq!(static_value(7, 100), static_value(7, 100));
+        assert!(static_value(7, 100).starts_with(b"0000000007:"));
+    }
+
+    #[test]
+    fn every_scenario_has_a_distinct_name() {
+        let mut names = SCENARIOS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SCENARIOS.len());
+    }
+}
