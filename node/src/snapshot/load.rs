@@ -15,21 +15,39 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::rdb::{KeyRef, RdbError, RdbReader, RdbSink, SinkError, ValueKind};
+use crate::storage::db::hash_key;
 use crate::storage::hash::{Hash, HashLimits};
 use crate::storage::list::List;
 use crate::storage::set::Set;
 use crate::storage::zset::{Limits as SortedSetLimits, SortedSet};
-use crate::storage::{Key, SharedStore, Value, NO_EXPIRE};
+use crate::storage::{Entry, Key, SharedStore, Value, NO_EXPIRE};
 
 /// Keys handed from the decoder to the inserter at once.
 const BATCH_KEYS: usize = 2048;
 
-/// A decoded key ready to insert.
+/// A decoded key ready to insert: hashed and boxed by the decoding thread,
+/// so the inserting thread only has to link it into its table.
 pub struct LoadedEntry {
     pub db: usize,
-    pub key: Key,
-    pub value: Value,
-    pub expire_at: i64,
+    pub hash: u64,
+    pub entry: Box<Entry>,
+}
+
+/// What the decoder hands the inserter at once.
+#[derive(Default)]
+pub struct LoadBatch {
+    /// Room to make first: (database, keys), from the RDB's RESIZEDB hints.
+    pub reserve: Vec<(usize, usize)>,
+    pub entries: Vec<LoadedEntry>,
+}
+
+/// Bookkeeping every loaded entry starts with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stamps {
+    /// The access stamp (LRU clock or LFU counter) of a new key.
+    pub access: u32,
+    /// The snapshot epoch new keys are born in.
+    pub version: u32,
 }
 
 /// Why a load failed.
@@ -144,18 +162,27 @@ impl ValueBuilder {
 pub struct EntrySink<'a> {
     config: Config,
     databases: usize,
+    stamps: Stamps,
+    /// The database of the last SELECTDB, which RESIZEDB hints refer to.
+    current_db: usize,
     builder: ValueBuilder,
-    batch: Vec<LoadedEntry>,
-    deliver: &'a mut dyn FnMut(Vec<LoadedEntry>) -> Result<(), SinkError>,
+    batch: LoadBatch,
+    deliver: &'a mut dyn FnMut(LoadBatch) -> Result<(), SinkError>,
 }
 
 impl<'a> EntrySink<'a> {
-    pub fn new(config: &Config, deliver: &'a mut dyn FnMut(Vec<LoadedEntry>) -> Result<(), SinkError>) -> Self {
+    pub fn new(
+        config: &Config,
+        stamps: Stamps,
+        deliver: &'a mut dyn FnMut(LoadBatch) -> Result<(), SinkError>,
+    ) -> Self {
         EntrySink {
             config: config.clone(),
             databases: config.databases,
+            stamps,
+            current_db: 0,
             builder: ValueBuilder::new(),
-            batch: Vec::new(),
+            batch: LoadBatch::default(),
             deliver,
         }
     }
@@ -170,13 +197,15 @@ impl<'a> EntrySink<'a> {
 
     fn emit(&mut self, key: &KeyRef<'_>, value: Value) -> Result<(), SinkError> {
         let db = self.database(key)?;
-        self.batch.push(LoadedEntry {
-            db,
+        let entry = Box::new(Entry {
             key: Key::from_slice(key.name),
             value,
             expire_at: key.meta.expire_at_ms.unwrap_or(NO_EXPIRE),
+            access: self.stamps.access,
+            version: self.stamps.version,
         });
-        if self.batch.len() >= BATCH_KEYS {
+        self.batch.entries.push(LoadedEntry { db, hash: hash_key(key.name), entry });
+        if self.batch.entries.len() >= BATCH_KEYS {
             self.flush()?;
         }
         Ok(())
@@ -184,15 +213,28 @@ impl<'a> EntrySink<'a> {
 
     /// Hands the pending batch on.
     pub fn flush(&mut self) -> Result<(), SinkError> {
-        if self.batch.is_empty() {
+        if self.batch.entries.is_empty() && self.batch.reserve.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
+        self.batch.entries.reserve(BATCH_KEYS);
         (self.deliver)(batch)
     }
 }
 
 impl RdbSink for EntrySink<'_> {
+    fn select_db(&mut self, db: u64) -> Result<(), SinkError> {
+        self.current_db = usize::try_from(db).unwrap_or(usize::MAX);
+        Ok(())
+    }
+
+    fn resize_db(&mut self, keys: usize, _keys_with_expiry: usize) -> Result<(), SinkError> {
+        if self.current_db < self.databases {
+            self.batch.reserve.push((self.current_db, keys));
+        }
+        Ok(())
+    }
+
     fn string(&mut self, key: &KeyRef<'_>, value: &[u8]) -> Result<(), SinkError> {
         self.emit(key, Value::string(value))
     }
@@ -233,22 +275,23 @@ impl RdbSink for EntrySink<'_> {
 /// Inserts batches into the store; stops at the first duplicate key.
 fn insert_batches(
     store: &SharedStore,
-    batches: Receiver<Vec<LoadedEntry>>,
+    batches: Receiver<LoadBatch>,
     now_ms: i64,
 ) -> Result<(u64, u64), (usize, String)> {
     let mut loaded = 0u64;
     let mut expired = 0u64;
     for batch in batches {
         let mut store = store.lock();
-        for entry in batch {
-            if entry.expire_at != NO_EXPIRE && entry.expire_at <= now_ms {
+        for (db, keys) in batch.reserve {
+            store.dbs[db].reserve(keys);
+        }
+        for LoadedEntry { db, hash, entry } in batch.entries {
+            if entry.is_expired(now_ms) {
                 expired += 1;
                 continue;
             }
-            let db = entry.db;
-            let key = entry.key.clone();
-            if store.insert(db, &entry.key, entry.value, entry.expire_at).is_some() {
-                return Err((db, String::from_utf8_lossy(&key).into_owned()));
+            if let Err(duplicate) = store.dbs[db].insert_new(hash, entry) {
+                return Err((db, String::from_utf8_lossy(&duplicate.key).into_owned()));
             }
             loaded += 1;
         }
@@ -265,16 +308,19 @@ pub fn load_stream<R: Read + Send>(
     source_name: &str,
 ) -> Result<LoadReport, LoadError> {
     let started = Instant::now();
-    let config = store.lock().config.clone();
+    let (config, stamps) = {
+        let store = store.lock();
+        (store.config.clone(), Stamps { access: store.new_access_stamp(), version: store.snapshot_epoch() })
+    };
     let now_ms = crate::util::now_ms();
-    let (sender, receiver): (SyncSender<Vec<LoadedEntry>>, _) = sync_channel(4);
+    let (sender, receiver): (SyncSender<LoadBatch>, _) = sync_channel(4);
     let outcome = std::thread::scope(|scope| {
         let inserter = scope.spawn(|| insert_batches(store, receiver, now_ms));
         let decoded = (|| {
-            let mut deliver = |batch: Vec<LoadedEntry>| -> Result<(), SinkError> {
+            let mut deliver = |batch: LoadBatch| -> Result<(), SinkError> {
                 sender.send(batch).map_err(|_| SinkError::from("the inserter stopped (duplicate key)"))
             };
-            let mut sink = EntrySink::new(&config, &mut deliver);
+            let mut sink = EntrySink::new(&config, stamps, &mut deliver);
             let reader = match input_len {
                 Some(len) => RdbReader::with_len(reader, len)?,
                 None => RdbReader::new(reader)?,
@@ -337,17 +383,17 @@ pub fn load_file_if_present(store: &SharedStore, path: &Path) -> Result<Option<L
 /// Decodes a DUMP payload into a value (RESTORE).
 pub fn decode_restore_payload(config: &Config, key: &[u8], payload: &[u8]) -> Result<Value, crate::rdb::PayloadError> {
     let mut taken: Vec<LoadedEntry> = Vec::new();
-    let mut deliver = |batch: Vec<LoadedEntry>| -> Result<(), SinkError> {
-        taken.extend(batch);
+    let mut deliver = |batch: LoadBatch| -> Result<(), SinkError> {
+        taken.extend(batch.entries);
         Ok(())
     };
     {
-        let mut sink = EntrySink::new(config, &mut deliver);
+        let mut sink = EntrySink::new(config, Stamps::default(), &mut deliver);
         crate::rdb::decode_payload_into(payload, key, &mut sink)?;
         sink.flush().map_err(|error| crate::rdb::PayloadError::BadData(RdbError::invalid(error.to_string())))?;
     }
     taken
         .pop()
-        .map(|entry| entry.value)
+        .map(|loaded| loaded.entry.value)
         .ok_or_else(|| crate::rdb::PayloadError::BadData(RdbError::invalid("the payload holds no value")))
 }

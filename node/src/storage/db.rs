@@ -19,6 +19,17 @@ pub type Key = SmallVec<[u8; 16]>;
 pub const SHARD_COUNT: usize = 1024;
 const SHARD_SHIFT: u32 = 40;
 
+/// The keyspace's hash function. Fixed (not per-process random) so that a
+/// key's hash can be computed before the key reaches the store, by a
+/// loader's decoding thread for instance.
+const KEY_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_f3ca_c4e0_0001);
+
+/// The hash [`Database`] files `key` under.
+#[inline]
+pub fn hash_key(key: &[u8]) -> u64 {
+    KEY_HASHER.hash_one(key)
+}
+
 /// Sentinel for "no expiry".
 pub const NO_EXPIRE: i64 = 0;
 
@@ -75,7 +86,7 @@ impl Default for Database {
 impl Database {
     pub fn new() -> Self {
         let shards = (0..SHARD_COUNT).map(|_| Shard::default()).collect();
-        Self { shards, keys: 0, volatile: 0, hasher: foldhash::fast::FixedState::with_seed(0x5eed_f3ca_c4e0_0001) }
+        Self { shards, keys: 0, volatile: 0, hasher: KEY_HASHER }
     }
 
     #[inline]
@@ -157,6 +168,41 @@ impl Database {
             _ => {}
         }
         previous
+    }
+
+    /// Makes room for `keys` more keys spread over the shards, so a bulk
+    /// load does not rehash its way up.
+    pub fn reserve(&mut self, keys: usize) {
+        // Keys spread evenly by hash; a 1/16 margin covers the spread.
+        let per_shard = keys / SHARD_COUNT + keys / SHARD_COUNT / 16 + 1;
+        let hasher = self.hasher;
+        for shard in self.shards.iter_mut() {
+            shard.table.reserve(per_shard, |entry| hasher.hash_one(entry.key.as_slice()));
+        }
+    }
+
+    /// Inserts a key that must be new (a snapshot being loaded), already
+    /// hashed with [`hash_key`] and boxed by the caller. Hands the entry back
+    /// when the key exists.
+    pub fn insert_new(&mut self, hash: u64, entry: Box<Entry>) -> Result<(), Box<Entry>> {
+        let hasher = self.hasher;
+        let shard = &mut self.shards[Self::shard_of(hash)];
+        match shard.table.entry(
+            hash,
+            |existing| existing.key == entry.key,
+            |existing| hasher.hash_one(existing.key.as_slice()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => return Err(entry),
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                if entry.has_expire() {
+                    shard.volatile += 1;
+                    self.volatile += 1;
+                }
+                vacant.insert(entry);
+            }
+        }
+        self.keys += 1;
+        Ok(())
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
