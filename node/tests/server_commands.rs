@@ -99,6 +99,98 @@ fn info_reports_redis_field_names_and_our_version() {
     assert!(info_field(&mut client, "persistence", "rdb_changes_since_last_save").is_some());
 }
 
+/// `cmdstat_<name>` lines of INFO commandstats as (calls, rejected_calls,
+/// failed_calls), without the timings, for the given commands.
+fn command_counts(client: &mut RawClient, commands: &[&str]) -> Vec<(String, String)> {
+    let Resp::Bulk(text) = client.call(&["INFO", "commandstats"]) else { panic!("INFO commandstats") };
+    let text = String::from_utf8(text).unwrap();
+    let mut counts = Vec::new();
+    for line in text.lines() {
+        let Some((name, fields)) = line.strip_prefix("cmdstat_").and_then(|line| line.split_once(':')) else {
+            continue;
+        };
+        if commands.contains(&name) {
+            let kept: Vec<&str> = fields
+                .split(',')
+                .filter(|field| !field.starts_with("usec=") && !field.starts_with("usec_per_call="))
+                .collect();
+            counts.push((name.to_string(), kept.join(",")));
+        }
+    }
+    counts.sort();
+    counts
+}
+
+/// Section headers of an INFO reply.
+fn info_sections(client: &mut RawClient, args: &[&str]) -> Vec<String> {
+    let Resp::Bulk(text) = client.call(args) else { panic!("{args:?}") };
+    String::from_utf8(text).unwrap().lines().filter_map(|line| line.strip_prefix("# ")).map(str::to_string).collect()
+}
+
+#[test]
+fn info_commandstats_counts_calls_refusals_and_failures_as_redis_does() {
+    let mut pair = Pair::start();
+    pair.script(&[
+        &["CONFIG", "RESETSTAT"],
+        &["SET", "k", "v"],
+        &["GET", "k"],
+        &["GET", "k"],
+        &["GET"],
+        &["INCR", "k"],
+        &["MULTI"],
+        &["INCR", "k", "extra"],
+        &["SET", "n", "1"],
+        &["DISCARD"],
+        &["HSET", "h", "f"],
+    ]);
+    let commands = ["set", "get", "incr", "hset", "discard"];
+    let expected = command_counts(&mut pair.redis, &commands);
+    assert_eq!(command_counts(&mut pair.node, &commands), expected);
+    assert!(expected
+        .iter()
+        .any(|(name, counts)| name == "incr" && counts == "calls=1,rejected_calls=1,failed_calls=1"));
+    pair.same(&["CONFIG", "RESETSTAT"]);
+    assert_eq!(command_counts(&mut pair.node, &commands), command_counts(&mut pair.redis, &commands));
+    assert!(command_counts(&mut pair.node, &commands).is_empty());
+
+    // Which sections each form of INFO includes: the default leaves
+    // commandstats out, `all` and `everything` add it, names add to them.
+    for args in [
+        &["INFO"][..],
+        &["INFO", "default"],
+        &["INFO", "all"],
+        &["INFO", "everything"],
+        &["INFO", "commandSTATS"],
+        &["INFO", "cpu"],
+        &["INFO", "cpu", "all"],
+        &["INFO", "cpu", "default"],
+        &["INFO", "cpu", "commandstats"],
+    ] {
+        let node = info_sections(&mut pair.node, args);
+        let redis = info_sections(&mut pair.redis, args);
+        for section in ["Server", "Memory", "CPU", "Stats", "Keyspace", "Commandstats"] {
+            assert_eq!(
+                node.contains(&section.to_string()),
+                redis.contains(&section.to_string()),
+                "{section} in {args:?}"
+            );
+        }
+        let mut unique = node.clone();
+        unique.dedup();
+        assert_eq!(unique, node, "a section twice in {args:?}");
+    }
+    for (section, field) in
+        [("stats", "migrate_cached_sockets"), ("cpu", "used_cpu_user_children"), ("cpu", "used_cpu_sys_children")]
+    {
+        assert_eq!(
+            info_field(&mut pair.node, section, field).is_some(),
+            info_field(&mut pair.redis, section, field).is_some(),
+            "{field}"
+        );
+    }
+    assert_eq!(info_field(&mut pair.node, "stats", "migrate_cached_sockets").as_deref(), Some("0"));
+}
+
 #[test]
 fn client_commands_name_list_and_kill_connections() {
     let mut pair = Pair::start();

@@ -19,7 +19,9 @@ pub mod string;
 pub mod transaction;
 pub mod zset;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
+use std::time::Instant;
 
 use hashbrown::HashMap;
 
@@ -126,11 +128,52 @@ fn all_commands() -> impl Iterator<Item = &'static Command> {
     .flatten()
 }
 
-static TABLE: LazyLock<HashMap<&'static [u8], &'static Command>> =
-    LazyLock::new(|| all_commands().map(|command| (command.name.as_bytes(), command)).collect());
+/// Counters of one command since start or `CONFIG RESETSTAT`, as `INFO
+/// commandstats` reports them (Redis's `cmdstat_<name>` lines).
+#[derive(Default)]
+pub struct CommandStats {
+    /// Executions (a blocked command counts once, when it is called).
+    pub calls: AtomicU64,
+    /// Microseconds spent in the handler.
+    pub usec: AtomicU64,
+    /// Refused before running: arity, authentication, loading, not
+    /// allowed in MULTI, out of memory.
+    pub rejected_calls: AtomicU64,
+    /// Ran and answered an error.
+    pub failed_calls: AtomicU64,
+}
+
+impl CommandStats {
+    fn reset(&self) {
+        for counter in [&self.calls, &self.usec, &self.rejected_calls, &self.failed_calls] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A command of the table with its counters.
+pub struct Registered {
+    pub command: &'static Command,
+    pub stats: CommandStats,
+}
+
+static TABLE: LazyLock<HashMap<&'static [u8], &'static Registered>> = LazyLock::new(|| {
+    all_commands()
+        .map(|command| {
+            let registered: &'static Registered =
+                Box::leak(Box::new(Registered { command, stats: CommandStats::default() }));
+            (command.name.as_bytes(), registered)
+        })
+        .collect()
+});
 
 /// Looks a command up by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    lookup_registered(name).map(|registered| registered.command)
+}
+
+/// Looks a command up by name, case-insensitively, with its counters.
+pub fn lookup_registered(name: &[u8]) -> Option<&'static Registered> {
     let mut buffer = [0u8; 32];
     let lowered = crate::util::lowercase_into(name, &mut buffer)?;
     TABLE.get(lowered).copied()
@@ -138,7 +181,19 @@ pub fn lookup(name: &[u8]) -> Option<&'static Command> {
 
 /// Every command, for COMMAND and COMMAND COUNT.
 pub fn table() -> impl Iterator<Item = &'static Command> {
+    TABLE.values().map(|registered| registered.command)
+}
+
+/// Every command with its counters, for INFO commandstats.
+pub fn registered() -> impl Iterator<Item = &'static Registered> {
     TABLE.values().copied()
+}
+
+/// CONFIG RESETSTAT: zeroes every command's counters.
+pub fn reset_command_stats() {
+    for registered in TABLE.values() {
+        registered.stats.reset();
+    }
 }
 
 /// What a handler works with.
@@ -230,7 +285,7 @@ fn unknown_command(args: &[&[u8]]) -> CmdError {
 /// Dispatches one command: lookup, arity, auth, MULTI queueing, maxmemory,
 /// then the handler. Replies (including errors) are written into `ctx.reply`.
 pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) {
-    let Some(command) = lookup(args[0]) else {
+    let Some(registered) = lookup_registered(args[0]) else {
         let error = unknown_command(args);
         if let Some(multi) = ctx.client.multi.as_mut() {
             multi.aborted = true;
@@ -238,30 +293,31 @@ pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) {
         ctx.reply.error(&error.to_string());
         return;
     };
-    if !ctx.client.authenticated && !command.has(flags::NO_AUTH) {
-        if let Some(multi) = ctx.client.multi.as_mut() {
-            multi.aborted = true;
+    let command = registered.command;
+    let reject = |ctx: &mut Ctx, abort_multi: bool, error: &str| {
+        registered.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        if abort_multi {
+            if let Some(multi) = ctx.client.multi.as_mut() {
+                multi.aborted = true;
+            }
         }
-        ctx.reply.error(&CmdError::NoAuth.to_string());
+        ctx.reply.error(error);
+    };
+    if !ctx.client.authenticated && !command.has(flags::NO_AUTH) {
+        reject(ctx, true, &CmdError::NoAuth.to_string());
         return;
     }
-    if !command.has(flags::LOADING) && ctx.server.loading.load(std::sync::atomic::Ordering::Acquire) {
-        ctx.reply.error("LOADING Redis is loading the dataset in memory");
+    if !command.has(flags::LOADING) && ctx.server.loading.load(Ordering::Acquire) {
+        reject(ctx, false, "LOADING Redis is loading the dataset in memory");
         return;
     }
     if !command.arity_ok(args.len()) {
-        if let Some(multi) = ctx.client.multi.as_mut() {
-            multi.aborted = true;
-        }
-        ctx.reply.error(&CmdError::WrongArity(command.name.to_string()).to_string());
+        reject(ctx, true, &CmdError::WrongArity(command.name.to_string()).to_string());
         return;
     }
     if ctx.client.multi.is_some() && !command.has(flags::NO_QUEUE) {
         if command.has(flags::NO_MULTI) {
-            if let Some(multi) = ctx.client.multi.as_mut() {
-                multi.aborted = true;
-            }
-            ctx.reply.error("ERR Command not allowed inside a transaction");
+            reject(ctx, true, "ERR Command not allowed inside a transaction");
             return;
         }
         if let Some(multi) = ctx.client.multi.as_mut() {
@@ -270,12 +326,15 @@ pub fn execute(ctx: &mut Ctx, args: &[&[u8]]) {
         ctx.reply.simple("QUEUED");
         return;
     }
-    run(ctx, command, args);
+    run(ctx, registered, args);
 }
 
 /// Runs a resolved command, with the maxmemory check, and counts it.
-pub fn run(ctx: &mut Ctx, command: &Command, args: &[&[u8]]) {
+pub fn run(ctx: &mut Ctx, registered: &Registered, args: &[&[u8]]) {
+    let command = registered.command;
+    let stats = &registered.stats;
     if command.has(flags::DENYOOM) && ctx.store.config.maxmemory > 0 && ctx.store.evict_to_limit().is_err() {
+        stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
         ctx.reply.error(&CmdError::OutOfMemory.to_string());
         return;
     }
@@ -285,7 +344,12 @@ pub fn run(ctx: &mut Ctx, command: &Command, args: &[&[u8]]) {
         last.clear();
         last.push_str(command.name);
     }
-    if let Err(error) = (command.handler)(ctx, args) {
+    let started = Instant::now();
+    let outcome = (command.handler)(ctx, args);
+    stats.usec.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    stats.calls.fetch_add(1, Ordering::Relaxed);
+    if let Err(error) = outcome {
+        stats.failed_calls.fetch_add(1, Ordering::Relaxed);
         ctx.reply.error(&error.to_string());
     }
     // Inside EXEC (no_block), blocked clients are served once EXEC is done,

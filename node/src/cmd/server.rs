@@ -166,10 +166,12 @@ fn time(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 
 // ---------------------------------------------------------------- INFO
 
-fn rusage_seconds() -> (f64, f64) {
+/// (system, user) CPU seconds of the process (`RUSAGE_SELF`) or of its
+/// waited-for children (`RUSAGE_CHILDREN`: fork snapshots).
+fn rusage_seconds(who: libc::c_int) -> (f64, f64) {
     // SAFETY: getrusage fills the zeroed struct we pass and touches nothing else.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let result = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let result = unsafe { libc::getrusage(who, &mut usage) };
     if result != 0 {
         return (0.0, 0.0);
     }
@@ -194,13 +196,14 @@ fn human_bytes(bytes: u64) -> String {
 pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     const DEFAULT: [&str; 8] =
         ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"];
+    // As Redis: `all` and `everything` add the sections left out of the
+    // default (here commandstats) to it; named sections add to either.
     let everything = sections.iter().any(|section| section == "all" || section == "everything");
+    let default = everything || sections.is_empty() || sections.iter().any(|section| section == "default");
     let wanted = |name: &str| {
-        if sections.is_empty() || sections.iter().any(|section| section == "default") || everything {
-            DEFAULT.contains(&name)
-        } else {
-            sections.iter().any(|section| section == name)
-        }
+        (default && DEFAULT.contains(&name))
+            || (everything && name == "commandstats")
+            || sections.iter().any(|section| section == name)
     };
     let mut text = String::new();
     let server = ctx.server;
@@ -253,7 +256,7 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let stats = &store.stats;
         let _ = write!(
             text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nmigrate_cached_sockets:0\r\n\r\n",
             server.total_connections.load(Ordering::Relaxed),
             stats.commands_processed,
             server.net_input_bytes.load(Ordering::Relaxed),
@@ -269,8 +272,15 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         text.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
     }
     if wanted("cpu") {
-        let (system, user) = rusage_seconds();
-        let _ = write!(text, "# CPU\r\nused_cpu_sys:{system:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n");
+        let (system, user) = rusage_seconds(libc::RUSAGE_SELF);
+        let (children_system, children_user) = rusage_seconds(libc::RUSAGE_CHILDREN);
+        let _ = write!(
+            text,
+            "# CPU\r\nused_cpu_sys:{system:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:{children_system:.6}\r\nused_cpu_user_children:{children_user:.6}\r\n\r\n"
+        );
+    }
+    if wanted("commandstats") {
+        text.push_str(&commandstats_section());
     }
     if wanted("keyspace") {
         text.push_str("# Keyspace\r\n");
@@ -292,6 +302,35 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     while text.ends_with("\r\n\r\n") {
         text.truncate(text.len() - 2);
     }
+    text
+}
+
+/// INFO commandstats: a `cmdstat_<name>` line per command called, refused
+/// or failed since start or CONFIG RESETSTAT, in Redis's format, by name.
+fn commandstats_section() -> String {
+    let mut lines: Vec<(&str, u64, u64, u64, u64)> = super::registered()
+        .map(|registered| {
+            let stats = &registered.stats;
+            (
+                registered.command.name,
+                stats.calls.load(Ordering::Relaxed),
+                stats.usec.load(Ordering::Relaxed),
+                stats.rejected_calls.load(Ordering::Relaxed),
+                stats.failed_calls.load(Ordering::Relaxed),
+            )
+        })
+        .filter(|&(_, calls, _, rejected, failed)| calls + rejected + failed > 0)
+        .collect();
+    lines.sort_unstable_by_key(|line| line.0);
+    let mut text = String::from("# Commandstats\r\n");
+    for (name, calls, usec, rejected, failed) in lines {
+        let per_call = if calls == 0 { 0.0 } else { usec as f64 / calls as f64 };
+        let _ = write!(
+            text,
+            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}\r\n"
+        );
+    }
+    text.push_str("\r\n");
     text
 }
 
@@ -415,6 +454,7 @@ fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         Ok(())
     } else if is(sub, "resetstat") && args.len() == 2 {
         ctx.store.stats = crate::storage::Stats::default();
+        super::reset_command_stats();
         ctx.reply.ok();
         Ok(())
     } else if is(sub, "rewrite") && args.len() == 2 {

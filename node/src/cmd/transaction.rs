@@ -2,7 +2,7 @@
 //! queueing abort EXEC, and a touched watched key makes EXEC return nil.
 
 use super::flags::*;
-use super::{lookup, run, CmdError, CmdResult, Command, Ctx};
+use super::{lookup_registered, run, CmdError, CmdResult, Command, Ctx};
 use crate::client::MultiState;
 use crate::storage::Key;
 
@@ -52,8 +52,8 @@ fn exec(ctx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     ctx.client.no_block = true;
     for queued in &state.queued {
         let args: Vec<&[u8]> = queued.iter().map(Vec::as_slice).collect();
-        match lookup(args[0]) {
-            Some(command) => run(ctx, command, &args),
+        match lookup_registered(args[0]) {
+            Some(registered) => run(ctx, registered, &args),
             None => ctx.reply.error("ERR unknown command"),
         }
         // Blocking commands never block inside EXEC; a leftover request is void.
