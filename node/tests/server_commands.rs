@@ -212,6 +212,62 @@ fn client_commands_name_list_and_kill_connections() {
     assert!(victim.is_closed());
 }
 
+/// Waits until the server reports `count` blocked clients.
+fn wait_for_blocked(client: &mut RawClient, count: usize) {
+    for _ in 0..500 {
+        if info_field(client, "clients", "blocked_clients").as_deref() == Some(&count.to_string()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("never {count} blocked clients");
+}
+
+/// What CLIENT UNBLOCK does to a client blocked in `blocking`, on one server:
+/// the replies of CLIENT UNBLOCK, of the blocked command, and of a PING the
+/// unblocked connection sends next.
+fn unblock_replies(port: u16, blocking: &[&str], reason: &[&str]) -> (Resp, Resp, Resp) {
+    let mut blocked = RawClient::connect(port);
+    let mut admin = RawClient::connect(port);
+    let Resp::Int(id) = blocked.call(&["CLIENT", "ID"]) else { panic!("CLIENT ID") };
+    let args: Vec<&[u8]> = blocking.iter().map(|arg| arg.as_bytes()).collect();
+    blocked.send(&args);
+    wait_for_blocked(&mut admin, 1);
+    let id = id.to_string();
+    let mut unblock = vec!["CLIENT", "UNBLOCK", id.as_str()];
+    unblock.extend_from_slice(reason);
+    let answer = admin.call(&unblock);
+    let served = blocked.read_reply();
+    wait_for_blocked(&mut admin, 0);
+    (answer, served, blocked.call(&["PING"]))
+}
+
+#[test]
+fn client_unblock_ends_a_blocking_command_as_redis_does() {
+    let mut pair = Pair::start();
+    let (node, redis) = (pair.node_server.port, pair.redis_server.port);
+    for blocking in [&["BLPOP", "l", "0"][..], &["BLMPOP", "0", "1", "l", "LEFT"], &["BZPOPMIN", "z", "0"]] {
+        for reason in [&[][..], &["TIMEOUT"], &["error"]] {
+            assert_eq!(
+                unblock_replies(node, blocking, reason),
+                unblock_replies(redis, blocking, reason),
+                "{blocking:?} {reason:?}"
+            );
+        }
+    }
+    let Resp::Int(own) = pair.node.call(&["CLIENT", "ID"]) else { panic!() };
+    assert_eq!(pair.node.call(&["CLIENT", "UNBLOCK", &own.to_string()]), Resp::Int(0));
+    pair.script(&[
+        &["CLIENT", "UNBLOCK", "asd"],
+        &["CLIENT", "UNBLOCK", "999999"],
+        &["CLIENT", "UNBLOCK", "-1"],
+        &["CLIENT", "UNBLOCK", "1", "bogus"],
+        &["CLIENT", "UNBLOCK", "asd", "bogus"],
+        &["CLIENT", "UNBLOCK", "asd", "error"],
+        &["CLIENT", "UNBLOCK"],
+    ]);
+}
+
 #[test]
 fn command_introspection_is_enough_for_clients() {
     let mut pair = Pair::start();

@@ -677,16 +677,62 @@ fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             }
             ctx.reply.int(killed);
         }
+    } else if is(sub, "unblock") && (args.len() == 3 || args.len() == 4) {
+        // As Redis: the reason is checked before the id.
+        let as_error = match args.get(3) {
+            None => false,
+            Some(reason) if is(reason, "timeout") => false,
+            Some(reason) if is(reason, "error") => true,
+            Some(_) => return Err(CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+        };
+        let id = super::arg_i64(args[2])?;
+        let unblocked = u64::try_from(id).is_ok_and(|id| unblock_client(ctx.store, id, as_error));
+        ctx.reply.int(i64::from(unblocked));
     } else if (is(sub, "no-evict") || is(sub, "no-touch")) && args.len() == 3 {
         ctx.reply.ok();
     } else {
         return Err(subcommand_error(
             "client",
             sub,
-            &["setname", "getname", "id", "info", "list", "kill", "no-evict", "no-touch"],
+            &["setname", "getname", "id", "info", "list", "kill", "unblock", "no-evict", "no-touch"],
         ));
     }
     Ok(())
+}
+
+/// CLIENT UNBLOCK: ends the blocking command of `client_id` as if its
+/// timeout had passed (a null array, as every blocking command of the node
+/// answers then), or with `-UNBLOCKED` when `as_error`. False when that
+/// client is not blocked.
+fn unblock_client(store: &mut crate::storage::Store, client_id: u64, as_error: bool) -> bool {
+    if !store.blocking.is_blocked(client_id) {
+        return false;
+    }
+    let mut found = None;
+    'search: for db in 0..store.dbs.len() {
+        for key in store.blocking.blocked_keys_of(db) {
+            for waiter_id in store.blocking.waiting_on(db, &key) {
+                if store.blocking.get(waiter_id).is_some_and(|waiter| waiter.client_id == client_id) {
+                    found = Some(waiter_id);
+                    break 'search;
+                }
+            }
+        }
+    }
+    let Some(waiter) = found.and_then(|waiter_id| store.blocking.unblock(waiter_id)) else {
+        return false;
+    };
+    let mut out = Vec::new();
+    let mut reply = crate::protocol::Reply::new(&mut out, waiter.resp3);
+    if as_error {
+        reply.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+    } else {
+        reply.null_array();
+    }
+    // The connection takes the reply from the channel, also when its own
+    // timer fires meanwhile; a client that has gone away needs none.
+    let _ = waiter.reply.send(out);
+    true
 }
 
 // ---------------------------------------------------------------- misc
