@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo test unit lint bench deps fmt crds testbed testbed-up testbed-down testbed-test fuzz soak
+.PHONY: help demo test unit lint bench deps fmt crds testbed testbed-up testbed-down testbed-test fuzz suite soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,6 +17,8 @@ test: deps testbed lint ## the whole test suite (what CI runs)
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	scripts/testbed/test.sh
+	FERROCACHE_NODE_BIN=$(CURDIR)/target/debug/ferrocache-node scripts/redis-suite.sh --check
+	scripts/fuzz/run.sh $(or $(FUZZ_SECONDS),30)
 
 unit: ## unit tests only (no servers started)
 	$(CARGO) test --workspace --lib
@@ -49,6 +51,9 @@ testbed-down: ## stop everything testbed-up started
 
 testbed-test: ## tests of the test bed itself
 	scripts/testbed/test.sh
+
+suite: deps ## Redis 7.0.15's own test suite against the node and real Redis side by side (fails under 95% of Redis)
+	scripts/redis-suite.sh --check
 
 fuzz: ## fuzz the RESP parser, RDB loader and RESTORE decoder (FUZZ_SECONDS per target, default 60)
 	scripts/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
