@@ -312,6 +312,8 @@ async fn snapshot_step(
     let job = match node.backup_status(&job_id).await.map_err(BackupError::Node)? {
         Some(job) => job,
         None if !status.shards.is_empty() => {
+            // The node died with its upload: nobody else will abort it.
+            abort_orphaned_upload(&client, bucket, &data_key).await;
             return Ok(Step::Fail(
                 "NodeRestarted",
                 format!("node {pod_name} restarted during the backup and lost its data; create a new Backup"),
@@ -431,6 +433,22 @@ async fn snapshot_step(
     }
     complete(status, &document, format!("s3://{bucket}/{manifest_key}"), Time(completed));
     Ok(Step::Complete)
+}
+
+/// Aborts the multipart uploads left open under `key` by a node that died while uploading
+/// (its parts would otherwise stay in the bucket, billed and invisible). Best effort: a
+/// failure is logged, and a bucket lifecycle rule remains the backstop.
+async fn abort_orphaned_upload(client: &S3Client, bucket: &str, key: &str) {
+    match s3::abort_incomplete_uploads(client, bucket, key, Duration::ZERO).await {
+        Ok(0) => {}
+        Ok(aborted) => tracing::info!(bucket, key, aborted, "aborted the upload a restarted node left open"),
+        Err(error) => tracing::warn!(
+            error = &error as &dyn std::error::Error,
+            bucket,
+            key,
+            "unable to abort the upload a restarted node left open"
+        ),
+    }
 }
 
 /// Another unfinished Backup of the same cluster that goes first: one already writing, or one

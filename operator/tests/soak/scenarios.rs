@@ -325,8 +325,8 @@ impl Soak {
         let writer = self.start_writer(source).await?;
         let name = self.name("nodekill");
         self.create_backup(&name, &self.proxy.endpoint(), Some(method)).await?;
-        let job = self.await_snapshot_bytes(&name, 1).await?;
-        eprintln!("soak: killing node {SOURCE}-0 at {} bytes of its {} snapshot", job.bytes, job.method);
+        let job = self.await_snapshot_running(&name, Duration::from_millis(1500)).await?;
+        eprintln!("soak: killing node {SOURCE}-0 during its {} snapshot", job.method);
         self.kill_node(SOURCE).await?;
         row.faults += 1;
         let ended = self.await_backup(&name).await?;
@@ -353,8 +353,8 @@ impl Soak {
         let requested = Instant::now();
         let endpoint = self.garage_endpoint.clone();
         self.create_backup(&name, &endpoint, Some("Fork")).await?;
-        let job = self.await_snapshot_bytes(&name, 1).await?;
-        eprintln!("soak: killing garage at {} bytes", job.bytes);
+        self.await_snapshot_running(&name, Duration::from_millis(1500)).await?;
+        eprintln!("soak: killing garage mid-upload");
         self.garage.restart(libc::SIGKILL, Duration::from_secs(3)).map_err(SoakError::Process)?;
         row.faults += 1;
         self.await_garage().await?;
@@ -374,10 +374,10 @@ impl Soak {
         let name = self.name("s3faults");
         let before = self.proxy.counters().injected();
         self.proxy.set_faults(Faults {
-            reset: 0.06,
-            lose_response: 0.04,
-            slow_down: 0.08,
-            stall: 0.06,
+            reset: 0.12,
+            lose_response: 0.08,
+            slow_down: 0.12,
+            stall: 0.08,
             stall_for: Duration::from_secs(4),
             bandwidth: Some(16 << 20),
         });
@@ -464,7 +464,7 @@ impl Soak {
                     }
                 }
                 None => {
-                    self.await_snapshot_bytes(&name, 1).await?;
+                    self.await_snapshot_running(&name, Duration::from_millis(1000)).await?;
                     self.operator.kill();
                 }
             }
@@ -556,7 +556,7 @@ impl Soak {
         let name = self.name("apirestart");
         let requested = Instant::now();
         self.create_backup(&name, &self.proxy.endpoint(), Some("Fork")).await?;
-        self.await_snapshot_bytes(&name, 1).await?;
+        self.await_snapshot_running(&name, Duration::from_millis(1000)).await?;
         self.restart_apiserver().await?;
         row.faults += 1;
         let ended = self.await_backup(&name).await?;
@@ -789,18 +789,24 @@ impl Soak {
         }
     }
 
-    /// Waits until the node streams the backup's snapshot and has produced `bytes`.
-    async fn await_snapshot_bytes(&self, name: &str, bytes: i64) -> Result<JobStatus, SoakError> {
+    /// Waits until the node streams the backup's snapshot, then `into` more, and returns its
+    /// job if it still runs then (the node reports bytes only once a snapshot ends).
+    async fn await_snapshot_running(&self, name: &str, into: Duration) -> Result<JobStatus, SoakError> {
         let backups: Api<Backup> = self.namespace.api();
         let source = self.serving_address(SOURCE).await?;
-        wait(&format!("the snapshot of Backup {name} to run"), Duration::from_secs(90), || async {
+        let running = || async {
             let backup = backups.get_opt(name).await.ok().flatten()?;
             let job_id = backup.status?.job_id?;
             let mut node = NodeConnection::connect(source, None).await.ok()?;
             let job = node.backup_status(&job_id).await.ok()??;
-            (job.state == "running" && job.bytes >= bytes).then_some(job)
+            (job.state == "running").then_some(job)
+        };
+        wait(&format!("the snapshot of Backup {name} to run"), Duration::from_secs(90), running).await?;
+        tokio::time::sleep(into).await;
+        running().await.ok_or(SoakError::Missing {
+            what: "a snapshot still running",
+            detail: format!("Backup {name}'s snapshot ended within {into:?}: slow it down"),
         })
-        .await
     }
 
     /// SIGKILL of a cluster's node container.
