@@ -291,7 +291,7 @@ fn backup(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         Ok(())
     } else {
-        Err(super::server::subcommand_error("backup", sub, &["start", "status", "list"]))
+        Err(super::server::subcommand_error("backup", args, &[("start", -4), ("status", 3), ("list", 2)]))
     }
 }
 

@@ -471,7 +471,12 @@ fn persist(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 const LFU_NOT_SELECTED: &str = "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 const LFU_SELECTED: &str = "An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
+/// OBJECT's subcommands, with Redis 7.0's arities.
+const OBJECT_SUBCOMMANDS: &[super::server::Subcommand] =
+    &[("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3), ("help", 2)];
+
 fn object(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    super::server::check_subcommand("object", args, OBJECT_SUBCOMMANDS)?;
     let sub = args[1];
     if is(sub, "help") {
         let lines = [
@@ -496,9 +501,6 @@ fn object(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             ctx.reply.simple(line);
         }
         return Ok(());
-    }
-    if args.len() != 3 {
-        return Err(super::server::subcommand_error("object", sub, &["encoding", "refcount", "idletime", "freq"]));
     }
     let db = ctx.client.db;
     let lfu = ctx.store.config.maxmemory_policy.is_lfu();
@@ -536,7 +538,7 @@ fn object(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         let counter = crate::storage::evict::lfu_decayed_counter(entry.access, minutes, &config);
         ctx.reply.int(i64::from(counter));
     } else {
-        return Err(super::server::subcommand_error("object", sub, &[]));
+        return Err(super::server::subcommand_error("object", args, OBJECT_SUBCOMMANDS));
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod list;
 pub mod persistence;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod transaction;
 pub mod zset;
@@ -119,6 +120,7 @@ fn all_commands() -> impl Iterator<Item = &'static Command> {
         hash::COMMANDS,
         set::COMMANDS,
         zset::COMMANDS,
+        sort::COMMANDS,
         server::COMMANDS,
         persistence::COMMANDS,
         backup::COMMANDS,

@@ -416,6 +416,7 @@ fn info(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 // ---------------------------------------------------------------- CONFIG
 
 fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    check_subcommand("config", args, CONFIG_SUBCOMMANDS)?;
     let sub = args[1];
     if is(sub, "get") && args.len() >= 3 {
         let mut pairs: Vec<(&'static str, String)> = Vec::new();
@@ -481,7 +482,7 @@ fn config(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         Ok(())
     } else {
-        Err(subcommand_error("config", sub, &["get", "set", "resetstat", "rewrite", "help"]))
+        Err(subcommand_error("config", args, CONFIG_SUBCOMMANDS))
     }
 }
 
@@ -535,6 +536,7 @@ fn command(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         return Ok(());
     }
+    check_subcommand("command", args, COMMAND_SUBCOMMANDS)?;
     let sub = args[1];
     if is(sub, "count") {
         ctx.reply.int(table().count() as i64);
@@ -560,12 +562,16 @@ fn command(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         for name in names {
             ctx.reply.bulk(name.as_bytes());
         }
-    } else if is(sub, "getkeys") && args.len() >= 3 {
+    } else if is(sub, "getkeys") {
         let Some(target) = super::lookup(args[2]) else {
             return Err(CmdError::err("Invalid command specified"));
         };
         let target_args = &args[2..];
-        let positions = target.key_positions(target_args.len());
+        let positions = if target.name == "sort" {
+            super::sort::key_positions(target_args)
+        } else {
+            target.key_positions(target_args.len())
+        };
         if positions.is_empty() {
             return Err(CmdError::err("The command has no key arguments"));
         }
@@ -574,7 +580,7 @@ fn command(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             ctx.reply.bulk(target_args[position]);
         }
     } else {
-        return Err(CmdError::err(format!("unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(sub))));
+        return Err(subcommand_error("command", args, COMMAND_SUBCOMMANDS));
     }
     Ok(())
 }
@@ -616,6 +622,7 @@ fn client_line(info: &crate::client::ClientInfo, now_ms: i64, current_id: u64) -
 }
 
 fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    check_subcommand("client", args, CLIENT_SUBCOMMANDS)?;
     let sub = args[1];
     let now = ctx.store.now_ms;
     if is(sub, "setname") && args.len() == 3 {
@@ -691,11 +698,7 @@ fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     } else if (is(sub, "no-evict") || is(sub, "no-touch")) && args.len() == 3 {
         ctx.reply.ok();
     } else {
-        return Err(subcommand_error(
-            "client",
-            sub,
-            &["setname", "getname", "id", "info", "list", "kill", "unblock", "no-evict", "no-touch"],
-        ));
+        return Err(subcommand_error("client", args, CLIENT_SUBCOMMANDS));
     }
     Ok(())
 }
@@ -737,19 +740,75 @@ fn unblock_client(store: &mut crate::storage::Store, client_id: u64, as_error: b
 
 // ---------------------------------------------------------------- misc
 
-/// The error for a bad subcommand: wrong arity for a known one (named
-/// `container|sub` as Redis 7 does), else "unknown subcommand".
-pub fn subcommand_error(container: &str, sub: &[u8], known: &[&str]) -> CmdError {
-    let lowered = String::from_utf8_lossy(sub).to_ascii_lowercase();
-    if known.contains(&lowered.as_str()) {
-        CmdError::WrongArity(format!("{container}|{lowered}"))
-    } else {
-        CmdError::err(format!(
+/// A subcommand the node implements, with Redis 7.0's arity for it
+/// (counting the container and the subcommand; negative: at least that many).
+pub type Subcommand = (&'static str, i32);
+
+/// CONFIG's subcommands, with Redis 7.0's arities.
+const CONFIG_SUBCOMMANDS: &[Subcommand] = &[("get", -3), ("set", -4), ("resetstat", 2), ("rewrite", 2), ("help", 2)];
+
+/// COMMAND's subcommands, with Redis 7.0's arities.
+const COMMAND_SUBCOMMANDS: &[Subcommand] = &[("count", 2), ("docs", -2), ("getkeys", -4), ("info", -2), ("list", -2)];
+
+/// CLIENT's subcommands, with Redis 7.0's arities (NO-TOUCH, from Redis
+/// 7.2, takes its one argument).
+const CLIENT_SUBCOMMANDS: &[Subcommand] = &[
+    ("setname", 3),
+    ("getname", 2),
+    ("id", 2),
+    ("info", 2),
+    ("list", -2),
+    ("kill", -3),
+    ("unblock", -3),
+    ("no-evict", 3),
+    ("no-touch", 3),
+];
+
+/// MEMORY's subcommands, with Redis 7.0's arities.
+const MEMORY_SUBCOMMANDS: &[Subcommand] = &[("usage", -3), ("stats", 2)];
+
+/// What Redis 7.0 checks before it runs a container command's subcommand
+/// (its command table has one entry per subcommand): the subcommand must
+/// exist, and its argument count must fit its arity.
+pub fn check_subcommand(container: &str, args: &[&[u8]], known: &[Subcommand]) -> CmdResult {
+    let sub = args[1];
+    let Some((name, arity)) = known.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes())) else {
+        return Err(CmdError::err(format!(
             "unknown subcommand '{}'. Try {} HELP.",
-            String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+            shown_subcommand(sub),
             container.to_ascii_uppercase()
-        ))
+        )));
+    };
+    let count = args.len() as i32;
+    let fits = if *arity >= 0 { count == *arity } else { count >= -arity };
+    if fits {
+        Ok(())
+    } else {
+        Err(CmdError::WrongArity(format!("{container}|{name}")))
     }
+}
+
+/// The error for a subcommand call a handler refuses: what
+/// [`check_subcommand`] says, or, for a known subcommand whose arity fits
+/// but whose arguments the handler does not accept, Redis's
+/// `addReplySubcommandSyntaxError` text ("unknown subcommand or wrong
+/// number of arguments for 'UNBLOCK'. Try CLIENT HELP.").
+pub fn subcommand_error(container: &str, args: &[&[u8]], known: &[Subcommand]) -> CmdError {
+    match check_subcommand(container, args, known) {
+        Err(error) => error,
+        Ok(()) => CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+            shown_subcommand(args[1]),
+            container.to_ascii_uppercase()
+        )),
+    }
+}
+
+/// The subcommand as Redis's `%.128s` prints it: as typed, up to a NUL,
+/// at most 128 bytes.
+fn shown_subcommand(sub: &[u8]) -> String {
+    let end = sub.iter().position(|byte| *byte == 0).unwrap_or(sub.len()).min(128);
+    String::from_utf8_lossy(&sub[..end]).into_owned()
 }
 
 fn shutdown(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -773,6 +832,7 @@ fn shutdown(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 }
 
 fn memory(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    check_subcommand("memory", args, MEMORY_SUBCOMMANDS)?;
     let sub = args[1];
     if is(sub, "usage") && args.len() >= 3 {
         let db = ctx.client.db;
@@ -793,7 +853,7 @@ fn memory(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         ctx.reply.int(ctx.store.total_keys() as i64);
         Ok(())
     } else {
-        Err(subcommand_error("memory", sub, &["usage", "stats"]))
+        Err(subcommand_error("memory", args, MEMORY_SUBCOMMANDS))
     }
 }
 
