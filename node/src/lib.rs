@@ -7,6 +7,9 @@
 //!   commands as one batch under the store lock.
 //! - [`client`]: per-connection state (db, protocol, MULTI queue, WATCH).
 //! - [`cmd`]: the command table, dispatcher and one module per command family.
+//! - [`script`]: Lua scripting (EVAL): the sandboxed Lua 5.1 VM, Redis's Lua
+//!   libraries, RESP/Lua conversions, the script cache, and the busy state
+//!   other connections check while a script holds the store.
 //! - [`storage`]: the keyspace (16 databases of sharded hash tables), value
 //!   types, expiry, eviction, WATCH and blocked-client registries.
 //! - [`s3`]: S3 transport: streaming multipart upload and parallel ranged download.
@@ -28,6 +31,7 @@ pub mod probe;
 pub mod protocol;
 pub mod rdb;
 pub mod s3;
+pub mod script;
 pub mod server;
 pub mod snapshot;
 pub mod storage;

@@ -13,6 +13,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod persistence;
+pub mod script;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -91,7 +92,7 @@ impl Command {
         self.flags & flag != 0
     }
 
-    fn arity_ok(&self, argc: usize) -> bool {
+    pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i32;
         if self.arity >= 0 {
             argc == self.arity
@@ -125,6 +126,7 @@ fn all_commands() -> impl Iterator<Item = &'static Command> {
         persistence::COMMANDS,
         backup::COMMANDS,
         transaction::COMMANDS,
+        script::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -269,7 +271,7 @@ pub fn is(arg: &[u8], option: &str) -> bool {
 }
 
 /// Builds the unknown-command error text exactly as Redis 7.0 does.
-fn unknown_command(args: &[&[u8]]) -> CmdError {
+pub(crate) fn unknown_command(args: &[&[u8]]) -> CmdError {
     let name = String::from_utf8_lossy(&args[0][..args[0].len().min(128)]).into_owned();
     let mut listed = String::new();
     for arg in args.iter().skip(1) {

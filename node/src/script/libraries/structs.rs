@@ -1,0 +1,9 @@
+//! `struct`: Roberto Ierusalimschy's struct library as Redis bundles it.
+//! Not implemented yet: the table exists so scripts that test for it see it.
+
+use mlua::{Lua, Table};
+
+/// The `struct` table.
+pub fn table(lua: &Lua) -> mlua::Result<Table> {
+    lua.create_table()
+}
