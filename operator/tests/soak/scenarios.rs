@@ -373,6 +373,7 @@ impl Soak {
         let writer = self.start_writer(source).await?;
         let name = self.name("s3faults");
         let before = self.proxy.counters().injected();
+        let requests_before = self.proxy.counters().requests.load(std::sync::atomic::Ordering::Relaxed);
         self.proxy.set_faults(Faults {
             reset: 0.12,
             lose_response: 0.08,
@@ -386,7 +387,10 @@ impl Soak {
         let ended = self.await_backup(&name).await;
         self.proxy.set_faults(Faults::none());
         let ended = ended?;
-        row.faults += self.proxy.counters().injected() - before;
+        let injected = self.proxy.counters().injected() - before;
+        let requests = self.proxy.counters().requests.load(std::sync::atomic::Ordering::Relaxed) - requests_before;
+        row.faults += injected;
+        self.tally.note("s3-faults", format!("backup {name} ({method}): {injected} faults in {requests} S3 requests"));
         let log = writer.stop().await;
         self.account_backup(&name, ended, Some((&log, requested)), row).await?;
         if ended != Ended::Available {
@@ -559,7 +563,9 @@ impl Soak {
         self.await_snapshot_running(&name, Duration::from_millis(1000)).await?;
         self.restart_apiserver().await?;
         row.faults += 1;
+        let back = Instant::now();
         let ended = self.await_backup(&name).await?;
+        let backup_after = back.elapsed();
         let log = writer.stop().await;
         self.unslow(source).await?;
         self.account_store(&name, ended, row).await?;
@@ -578,7 +584,16 @@ impl Soak {
         .await?;
         self.restart_apiserver().await?;
         row.faults += 1;
+        let back = Instant::now();
         self.verify_restore(&restore, &cluster, Some((&log, requested)), row).await?;
+        self.tally.note(
+            "apiserver-restart",
+            format!(
+                "after the API server came back, the backup ended in {:.0} s and the restore was verified in {:.0} s",
+                backup_after.as_secs_f64(),
+                back.elapsed().as_secs_f64()
+            ),
+        );
         self.delete_backup(&name).await
     }
 
@@ -832,7 +847,7 @@ impl Soak {
     }
 
     async fn restart_apiserver(&mut self) -> Result<(), SoakError> {
-        self.apiserver.restart(libc::SIGTERM, Duration::from_secs(2)).map_err(SoakError::Process)?;
+        self.apiserver.restart(libc::SIGKILL, Duration::from_secs(2)).map_err(SoakError::Process)?;
         let client = self.bed.client();
         wait("the API server to serve again", Duration::from_secs(90), || async {
             let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
