@@ -145,6 +145,13 @@ pub struct Config {
     pub busy_reply_threshold: u64,
     pub repl_diskless_sync: bool,
     pub rdb_key_save_delay: u64,
+    /// Threads that serve connections (Redis's `io-threads`, default 1 as
+    /// in Redis). Commands run one at a time under the store lock whatever
+    /// the count, so more threads only overlap socket reads and writes, and
+    /// each hand-over of the lock between them costs a wake-up (measured in
+    /// docs/benchmarks.md). Snapshots, uploads and loads run on threads of
+    /// their own either way. 0 picks one per core, at most 4.
+    pub io_threads: usize,
 }
 
 impl Default for Config {
@@ -202,6 +209,7 @@ impl Default for Config {
             busy_reply_threshold: 5000,
             repl_diskless_sync: true,
             rdb_key_save_delay: 0,
+            io_threads: 1,
         }
     }
 }
@@ -488,6 +496,16 @@ pub static PARAMS: &[Param] = &[
     int_param!("busy-reply-threshold", &["lua-time-limit"], busy_reply_threshold, u64, 0, i64::MAX),
     bool_param!("repl-diskless-sync", repl_diskless_sync),
     int_param!("rdb-key-save-delay", &[], rdb_key_save_delay, u64, 0, i64::MAX),
+    Param {
+        name: "io-threads",
+        aliases: &[],
+        get: |config| config.io_threads.to_string(),
+        set: |config, text| {
+            config.io_threads = parse_integer(text, 0, 128)? as usize;
+            Ok(())
+        },
+        mutable: false,
+    },
 ];
 
 /// Finds a setting by name or alias, case-insensitively.
@@ -498,6 +516,15 @@ pub fn find_param(name: &str) -> Option<&'static Param> {
 }
 
 impl Config {
+    /// How many threads serve connections: `io-threads`, or one per core
+    /// (at most 4) when it is 0.
+    pub fn connection_threads(&self) -> usize {
+        match self.io_threads {
+            0 => std::thread::available_parallelism().map_or(2, |count| count.get()).min(4),
+            threads => threads,
+        }
+    }
+
     /// Settings matching a CONFIG GET pattern, as (name, value) pairs.
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
         let mut found = Vec::new();
@@ -635,6 +662,16 @@ mod tests {
         assert_eq!(config.snapshot_method, SnapshotMethod::Forkless);
         assert_eq!(config.reserved_memory_percent, 30);
         assert_eq!(config.requirepass.as_deref(), Some("secret"));
+    }
+
+    #[test]
+    fn one_thread_serves_connections_unless_io_threads_says_otherwise() {
+        assert_eq!(Config::default().connection_threads(), 1);
+        let four = Config::from_args(&strings(&["--io-threads", "4"])).unwrap();
+        assert_eq!(four.connection_threads(), 4);
+        let per_core = Config::from_args(&strings(&["--io-threads", "0"])).unwrap();
+        assert!((1..=4).contains(&per_core.connection_threads()));
+        assert!(Config::from_args(&strings(&["--io-threads", "129"])).is_err());
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn main() {
         .map(|path| path.display().to_string())
         .unwrap_or_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(2, |count| count.get()).min(4))
+        .worker_threads(config.connection_threads())
         .enable_all()
         .build()
     {

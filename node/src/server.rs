@@ -119,9 +119,12 @@ async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
                 backoff = Duration::from_millis(1);
                 let state = Arc::clone(&state);
                 let span = tracing::debug_span!("connection", peer = %peer);
+                // Admitted here, in accept order, so a burst of connections
+                // cannot slip past maxclients before their tasks first run.
+                let admission = admit(&state, &socket);
                 tokio::spawn(
                     async move {
-                        if let Err(error) = handle_connection(state, socket).await {
+                        if let Err(error) = handle_connection(state, socket, admission).await {
                             debug!(error = %error, "connection ended with an error");
                         }
                     }
@@ -164,18 +167,27 @@ impl Drop for Registration<'_> {
     }
 }
 
-async fn handle_connection(state: Arc<ServerState>, mut socket: TcpStream) -> std::io::Result<()> {
+/// A connection the server took on: registered from the moment it was
+/// accepted (INFO counts it, maxclients sees it), not yet served.
+struct Admitted {
+    info: Arc<ClientInfo>,
+    requirepass_set: bool,
+    max_bulk: u64,
+}
+
+/// Counts a new connection and registers it, or returns None when
+/// `maxclients` connections are already registered.
+fn admit(state: &ServerState, socket: &TcpStream) -> Option<Admitted> {
     let (maxclients, requirepass_set, max_bulk) = {
         let store = state.store.lock();
         (store.config.maxclients, store.config.requirepass.is_some(), store.config.proto_max_bulk_len)
     };
     state.total_connections.fetch_add(1, Ordering::Relaxed);
-    if state.connected_clients() as u64 >= maxclients {
+    let mut clients = state.clients.lock();
+    if clients.len() as u64 >= maxclients {
         state.rejected_connections.fetch_add(1, Ordering::Relaxed);
-        socket.write_all(b"-ERR max number of clients reached\r\n").await?;
-        return Ok(());
+        return None;
     }
-    let _ = socket.set_nodelay(true);
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
     let peer = socket.peer_addr().map(|addr| addr.to_string()).unwrap_or_default();
     let local = socket.local_addr().map(|addr| addr.to_string()).unwrap_or_default();
@@ -195,8 +207,22 @@ async fn handle_connection(state: Arc<ServerState>, mut socket: TcpStream) -> st
         pending_input: 0.into(),
         kill: Notify::new(),
     });
-    state.clients.lock().insert(id, Arc::clone(&info));
+    clients.insert(id, Arc::clone(&info));
+    Some(Admitted { info, requirepass_set, max_bulk })
+}
+
+async fn handle_connection(
+    state: Arc<ServerState>,
+    mut socket: TcpStream,
+    admission: Option<Admitted>,
+) -> std::io::Result<()> {
+    let Some(Admitted { info, requirepass_set, max_bulk }) = admission else {
+        socket.write_all(b"-ERR max number of clients reached\r\n").await?;
+        return Ok(());
+    };
+    let id = info.id;
     let mut registration = Registration { state: &state, client_id: id, watched: Vec::new() };
+    let _ = socket.set_nodelay(true);
     let mut client = Client::new(id, !requirepass_set, Some(Arc::clone(&info)));
     let mut connection = Connection {
         input: Vec::with_capacity(1024),
