@@ -56,6 +56,14 @@ impl Entry {
     }
 }
 
+/// What [`Database::probe`] found.
+pub enum Probe<'a> {
+    Live(&'a mut Entry),
+    /// The key had expired; it is gone now.
+    Expired,
+    Missing,
+}
+
 /// One shard: a hash table and the count of its keys with a TTL.
 ///
 /// The table holds boxed entries: a slot costs 8 bytes instead of an
@@ -131,6 +139,27 @@ impl Database {
             .table
             .find_mut(hash, |entry| entry.key.as_slice() == key)
             .map(|entry| &mut **entry)
+    }
+
+    /// Finds `key` (hashed with [`hash_key`]) in one probe of its table. An
+    /// entry past its expiry is removed on the spot, after `before_remove`
+    /// has seen it (a running snapshot may still need its value), and
+    /// reported as [`Probe::Expired`].
+    pub fn probe(&mut self, hash: u64, key: &[u8], now_ms: i64, before_remove: impl FnOnce(&mut Entry)) -> Probe<'_> {
+        let shard = &mut self.shards[Self::shard_of(hash)];
+        let Ok(mut occupied) = shard.table.find_entry(hash, |entry| entry.key.as_slice() == key) else {
+            return Probe::Missing;
+        };
+        if !occupied.get().is_expired(now_ms) {
+            return Probe::Live(occupied.into_mut());
+        }
+        before_remove(occupied.get_mut());
+        drop(occupied.remove());
+        // Only an entry with a TTL can expire.
+        self.keys -= 1;
+        shard.volatile -= 1;
+        self.volatile -= 1;
+        Probe::Expired
     }
 
     /// Inserts or replaces; returns the previous entry.

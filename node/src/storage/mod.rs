@@ -57,6 +57,52 @@ pub struct Store {
     started: Instant,
 }
 
+/// What [`probe`] found.
+enum Probed<'a> {
+    /// A live entry, and the shard it lives in.
+    Live {
+        entry: &'a mut Entry,
+        shard: usize,
+    },
+    /// The key had expired; it is gone now.
+    Expired,
+    Missing,
+}
+
+/// Finds `key` in one probe of its table, expiring it lazily: an expired
+/// key is deleted (the snapshot hook sees it first), counted, and its
+/// WATCHers told, then reported as [`Probed::Expired`]. A free function
+/// over the store's parts, so the entry it returns borrows only the
+/// databases and the caller can still update the counters.
+fn probe<'a>(
+    dbs: &'a mut [Database],
+    capture: &mut Option<capture::Capture>,
+    stats: &mut Stats,
+    watches: &mut watch::WatchRegistry,
+    db: usize,
+    key: &[u8],
+    now_ms: i64,
+) -> Probed<'a> {
+    let hash = db::hash_key(key);
+    let shard = Database::shard_of(hash);
+    let found = dbs[db].probe(hash, key, now_ms, |entry| {
+        if let Some(capture) = capture.as_mut() {
+            if capture.is_pending(db, shard) {
+                capture.preserve(db, entry);
+            }
+        }
+    });
+    match found {
+        db::Probe::Live(entry) => Probed::Live { entry, shard },
+        db::Probe::Expired => {
+            stats.expired_keys += 1;
+            watches.key_deleted_by_expiry(db, key);
+            Probed::Expired
+        }
+        db::Probe::Missing => Probed::Missing,
+    }
+}
+
 /// The shared handle connections and background tasks clone.
 pub type SharedStore = Arc<parking_lot::Mutex<Store>>;
 
@@ -103,33 +149,32 @@ impl Store {
 
     /// Deletes `key` if it has expired; returns whether it did.
     fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
-        let now = self.now_ms;
-        let expired = self.dbs[db].get(key).is_some_and(|entry| entry.is_expired(now));
-        if expired {
-            self.before_write(db, key);
-            self.dbs[db].remove(key);
-            self.stats.expired_keys += 1;
-            self.watches.key_deleted_by_expiry(db, key);
-        }
-        expired
+        let Store { dbs, capture, stats, watches, now_ms, .. } = self;
+        matches!(probe(dbs, capture, stats, watches, db, key, *now_ms), Probed::Expired)
     }
 
-    /// Looks a key up for reading: expires it lazily, updates its access
-    /// stamp and the hit/miss counters.
-    pub fn lookup(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
-        self.expire_if_needed(db, key);
+    /// The access stamp a read or write leaves on an entry, given its old
+    /// one: the LRU clock, or the LFU counter bumped.
+    fn access_stamper(&self) -> impl Fn(u32, &Config) -> u32 {
         let lfu = self.config.maxmemory_policy.is_lfu();
         let stamp = if lfu { 0 } else { self.lru_clock() };
         let minutes = self.lfu_minutes();
-        let config = &self.config;
-        match self.dbs[db].get_mut(key) {
-            Some(entry) => {
-                entry.access = if lfu { evict::lfu_touch(entry.access, minutes, config) } else { stamp };
-                self.stats.keyspace_hits += 1;
+        move |access, config| if lfu { evict::lfu_touch(access, minutes, config) } else { stamp }
+    }
+
+    /// Looks a key up for reading: expires it lazily, updates its access
+    /// stamp and the hit/miss counters. One probe of the table.
+    pub fn lookup(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        let stamper = self.access_stamper();
+        let Store { dbs, capture, stats, watches, now_ms, config, .. } = self;
+        match probe(dbs, capture, stats, watches, db, key, *now_ms) {
+            Probed::Live { entry, .. } => {
+                entry.access = stamper(entry.access, config);
+                stats.keyspace_hits += 1;
                 Some(entry)
             }
-            None => {
-                self.stats.keyspace_misses += 1;
+            Probed::Expired | Probed::Missing => {
+                stats.keyspace_misses += 1;
                 None
             }
         }
@@ -138,30 +183,34 @@ impl Store {
     /// Looks a key up without touching access time or counters (TYPE, TTL,
     /// OBJECT); still expires it lazily.
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
-        self.expire_if_needed(db, key);
-        self.dbs[db].get(key)
+        let Store { dbs, capture, stats, watches, now_ms, .. } = self;
+        match probe(dbs, capture, stats, watches, db, key, *now_ms) {
+            Probed::Live { entry, .. } => Some(entry),
+            Probed::Expired | Probed::Missing => None,
+        }
     }
 
-    /// Looks a key up for modification. The snapshot hook runs first, so an
-    /// in-progress point-in-time snapshot keeps the value as it was.
+    /// Looks a key up for modification, in one probe. The snapshot hook runs
+    /// first, so an in-progress point-in-time snapshot keeps the value as it
+    /// was.
     pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        if self.expire_if_needed(db, key) {
+        let stamper = self.access_stamper();
+        let Store { dbs, capture, stats, watches, now_ms, config, .. } = self;
+        let Probed::Live { entry, shard } = probe(dbs, capture, stats, watches, db, key, *now_ms) else {
             return None;
+        };
+        if let Some(capture) = capture.as_mut() {
+            if capture.is_pending(db, shard) {
+                capture.preserve(db, entry);
+            }
         }
-        self.before_write(db, key);
-        let lfu = self.config.maxmemory_policy.is_lfu();
-        let stamp = if lfu { 0 } else { self.lru_clock() };
-        let minutes = self.lfu_minutes();
-        let config = &self.config;
-        let entry = self.dbs[db].get_mut(key)?;
-        entry.access = if lfu { evict::lfu_touch(entry.access, minutes, config) } else { stamp };
+        entry.access = stamper(entry.access, config);
         Some(entry)
     }
 
     /// Whether the key exists (expiring it lazily), without other effects.
     pub fn contains(&mut self, db: usize, key: &[u8]) -> bool {
-        self.expire_if_needed(db, key);
-        self.dbs[db].get(key).is_some()
+        self.peek(db, key).is_some()
     }
 
     /// Stores a value, replacing any previous one (and its TTL).
