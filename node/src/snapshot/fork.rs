@@ -10,10 +10,18 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::storage::Store;
+
+/// The child's write buffer. Whatever the child allocates is private dirty
+/// memory, counted with its copy-on-write; the pipe, enlarged to
+/// [`PIPE_BYTES`] in the kernel, does the buffering instead.
+const CHILD_BUFFER_BYTES: usize = 64 * 1024;
+/// The pipe's capacity: large enough that the child rarely waits on the
+/// parent, which forwards the bytes to a file or S3.
+const PIPE_BYTES: libc::c_int = 1 << 20;
 
 /// Exit codes of the child.
 const CHILD_OK: i32 = 0;
@@ -62,6 +70,11 @@ pub fn spawn(
     }
     // SAFETY: both descriptors were just created and are owned here only.
     let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl on a descriptor we own. A refusal (a lower
+    // pipe-max-size) keeps the default capacity, which only costs speed.
+    unsafe {
+        libc::fcntl(write_end.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES);
+    }
     let started = Instant::now();
     // SAFETY: see the module documentation for what the child may do.
     let pid = unsafe { libc::fork() };
@@ -93,7 +106,7 @@ fn child_main(
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut writer = BufWriter::with_capacity(1 << 20, File::from(write_end));
+        let mut writer = BufWriter::with_capacity(CHILD_BUFFER_BYTES, File::from(write_end));
         produce(store, &mut writer).and_then(|()| writer.flush())
     }));
     let code = match outcome {
