@@ -5,20 +5,6 @@ mod common;
 
 use common::{Pair, Resp};
 
-/// Sends binary arguments to both servers and asserts identical replies.
-#[track_caller]
-fn same_bytes(pair: &mut Pair, args: &[&[u8]]) -> Resp {
-    let expected = pair.redis.call_bytes(args);
-    let actual = pair.node.call_bytes(args);
-    assert_eq!(
-        actual,
-        expected,
-        "reply to {:?} differs from Redis",
-        args.iter().map(|arg| String::from_utf8_lossy(arg)).collect::<Vec<_>>()
-    );
-    actual
-}
-
 /// The counters a command may move: changes since the last save, keyspace
 /// hits and misses (from INFO).
 fn counters(client: &mut common::RawClient) -> [i64; 3] {
@@ -211,7 +197,7 @@ fn bitcount_counts_large_strings_with_misaligned_edges() {
     let mut pair = Pair::start();
     let mut rng = fastrand::Rng::with_seed(42);
     let value: Vec<u8> = (0..5000).map(|_| rng.u8(..)).collect();
-    same_bytes(&mut pair, &[b"SET", b"big", &value]);
+    pair.same_bytes(&[b"SET", b"big", &value]);
     pair.same(&["SET", "ab", "ab"]);
     pair.same(&["BITCOUNT", "ab", "1", "-1"]);
     pair.same(&["SET", "mixed", "__PPxxxxxxxxxxxxxxxxRR__"]);
@@ -277,7 +263,7 @@ fn bitpos_handles_all_zero_and_all_one_runs_across_words() {
     for fill in [0u8, 0xff] {
         for len in [1usize, 7, 8, 9, 16, 17, 31, 64, 100] {
             let mut value = vec![fill; len];
-            same_bytes(&mut pair, &[b"SET", b"run", &value]);
+            pair.same_bytes(&[b"SET", b"run", &value]);
             for (bit, start, end) in [("0", "0", "-1"), ("1", "0", "-1"), ("0", "3", "-2"), ("1", "2", "-3")] {
                 pair.same(&["BITPOS", "run", bit]);
                 pair.same(&["BITPOS", "run", bit, start]);
@@ -286,7 +272,7 @@ fn bitpos_handles_all_zero_and_all_one_runs_across_words() {
             }
             let last = len - 1;
             value[last] ^= 0x01;
-            same_bytes(&mut pair, &[b"SET", b"run", &value]);
+            pair.same_bytes(&[b"SET", b"run", &value]);
             pair.same(&["BITPOS", "run", "0"]);
             pair.same(&["BITPOS", "run", "1"]);
             pair.same(&["BITPOS", "run", "0", "1", "-1", "bit"]);
@@ -309,7 +295,7 @@ fn bitpos_matches_redis_on_random_strings_and_ranges() {
                 value[rng.usize(0..len)] = rng.u8(..);
             }
         }
-        same_bytes(&mut pair, &[b"SET", b"r", &value]);
+        pair.same_bytes(&[b"SET", b"r", &value]);
         let limit = len as i64 * 8 + 20;
         for _ in 0..25 {
             let bit = rng.u8(0..2).to_string();
@@ -350,9 +336,9 @@ fn bitpos_errors_come_in_redis_order() {
 #[test]
 fn bitop_combines_sources_zero_padded() {
     let mut pair = Pair::start();
-    same_bytes(&mut pair, &[b"SET", b"a", b"\x01\x02\xff\xff"]);
-    same_bytes(&mut pair, &[b"SET", b"b", b"\x01\x02\xff"]);
-    same_bytes(&mut pair, &[b"SET", b"c", b"\xaa\x00\xff\x55\x10\x20"]);
+    pair.same_bytes(&[b"SET", b"a", b"\x01\x02\xff\xff"]);
+    pair.same_bytes(&[b"SET", b"b", b"\x01\x02\xff"]);
+    pair.same_bytes(&[b"SET", b"c", b"\xaa\x00\xff\x55\x10\x20"]);
     for op in ["AND", "OR", "XOR", "and", "Or", "xOr"] {
         pair.same(&["BITOP", op, "dest", "a", "b", "c"]);
         pair.same(&["GET", "dest"]);
@@ -417,7 +403,7 @@ fn bitop_matches_redis_on_random_sources() {
             if rng.u8(0..8) == 0 {
                 pair.same(&["DEL", &key]);
             } else {
-                same_bytes(&mut pair, &[b"SET", key.as_bytes(), &value]);
+                pair.same_bytes(&[b"SET", key.as_bytes(), &value]);
             }
             keys.push(key);
         }

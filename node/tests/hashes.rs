@@ -8,12 +8,6 @@ use std::collections::BTreeSet;
 
 use common::{Pair, RawClient, Resp};
 
-/// Switches both connections to RESP3 (HELLO replies differ by server name).
-fn use_resp3(pair: &mut Pair) {
-    assert!(!pair.node.call(&["HELLO", "3"]).is_error());
-    assert!(!pair.redis.call(&["HELLO", "3"]).is_error());
-}
-
 fn bulk_items(reply: &Resp) -> Vec<String> {
     match reply {
         Resp::Array(items) | Resp::Set(items) => items.iter().filter_map(Resp::bulk_str).collect(),
@@ -315,7 +309,7 @@ fn hrandfield_replies_like_redis_where_deterministic() {
         &["HRANDFIELD", "h", "4611686018427387904", "WITHVALUES"],
         &["HRANDFIELD", "nokey", "abc"],
     ]);
-    use_resp3(&mut pair);
+    pair.use_resp3();
     pair.script(&[&["HRANDFIELD", "h", "10", "WITHVALUES"], &["HRANDFIELD", "nokey"], &["HRANDFIELD", "nokey", "3"]]);
 }
 
@@ -346,7 +340,7 @@ fn hrandfield_samples_have_redis_shapes() {
         seen.insert(pair.node.call(&["HRANDFIELD", "h"]).bulk_str().expect("field"));
     }
     assert_eq!(seen.len(), fields.len(), "every field is eventually returned");
-    use_resp3(&mut pair);
+    pair.use_resp3();
     let nested = pair.node.call(&["HRANDFIELD", "h", "-3", "WITHVALUES"]);
     let redis_nested = pair.redis.call(&["HRANDFIELD", "h", "-3", "WITHVALUES"]);
     for reply in [nested, redis_nested] {
@@ -423,7 +417,7 @@ fn hscan_returns_fields_present_throughout_while_the_hash_changes() {
 #[test]
 fn resp3_replies_use_maps_and_nulls() {
     let mut pair = Pair::start();
-    use_resp3(&mut pair);
+    pair.use_resp3();
     pair.script(&[
         &["HSET", "h", "a", "1", "b", "2"],
         &["HGETALL", "h"],

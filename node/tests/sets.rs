@@ -8,12 +8,6 @@ use std::collections::BTreeSet;
 
 use common::{Pair, RawClient, Resp};
 
-/// Switches both connections to RESP3 (HELLO replies differ by server name).
-fn use_resp3(pair: &mut Pair) {
-    assert!(!pair.node.call(&["HELLO", "3"]).is_error());
-    assert!(!pair.redis.call(&["HELLO", "3"]).is_error());
-}
-
 fn items(reply: &Resp) -> Vec<String> {
     match reply {
         Resp::Array(items) | Resp::Set(items) => items.iter().filter_map(Resp::bulk_str).collect(),
@@ -313,7 +307,7 @@ fn spop_and_srandmember_match_redis_where_deterministic() {
         &["SPOP", "one", "1"],
         &["EXISTS", "one"],
     ]);
-    use_resp3(&mut pair);
+    pair.use_resp3();
     pair.script(&[
         &["SPOP", "nokey", "3"],
         &["SPOP", "nokey"],
@@ -462,7 +456,7 @@ fn scan_members(client: &mut RawClient, key: &str, extra: &[&str]) -> BTreeSet<S
 #[test]
 fn resp3_replies_use_set_types() {
     let mut pair = Pair::start();
-    use_resp3(&mut pair);
+    pair.use_resp3();
     pair.script(&[
         &["SADD", "s", "3", "1", "2"],
         &["SMEMBERS", "s"],

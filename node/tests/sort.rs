@@ -10,26 +10,6 @@ use std::time::Duration;
 
 use common::{Pair, RawClient, Resp};
 
-/// Switches both connections to RESP3 (HELLO replies differ by server name).
-fn use_resp3(pair: &mut Pair) {
-    assert!(!pair.node.call(&["HELLO", "3"]).is_error());
-    assert!(!pair.redis.call(&["HELLO", "3"]).is_error());
-}
-
-/// Sends binary arguments to both and asserts identical replies.
-#[track_caller]
-fn same_bytes(pair: &mut Pair, args: &[&[u8]]) -> Resp {
-    let expected = pair.redis.call_bytes(args);
-    let actual = pair.node.call_bytes(args);
-    assert_eq!(
-        actual,
-        expected,
-        "reply to {:?} differs from Redis",
-        args.iter().map(|arg| String::from_utf8_lossy(arg)).collect::<Vec<_>>()
-    );
-    actual
-}
-
 /// A small deterministic generator, so a failure can be replayed.
 struct Lcg(u64);
 
@@ -181,8 +161,8 @@ fn alpha_comparison_is_byte_order_up_to_a_nul_unless_storing() {
     let mut pair = Pair::start();
     let elements: [&[u8]; 9] = [b"b", b"a\x00z", b"a\x00b", b"\xc3\xa9", b"e", b"E", b"a", b"\xff", b""];
     for element in elements {
-        same_bytes(&mut pair, &[b"RPUSH", b"bytes", element]);
-        same_bytes(&mut pair, &[b"SET", &[b"w_", element].concat(), &[b"k", element].concat()]);
+        pair.same_bytes(&[b"RPUSH", b"bytes", element]);
+        pair.same_bytes(&[b"SET", &[b"w_", element].concat(), &[b"k", element].concat()]);
     }
     for command in [
         &[&b"SORT"[..], b"bytes", b"ALPHA"][..],
@@ -195,7 +175,7 @@ fn alpha_comparison_is_byte_order_up_to_a_nul_unless_storing() {
         &[b"SORT", b"bytes", b"BY", b"w_\x00*"],
         &[b"SORT", b"bytes", b"GET", b"w_*\x00tail", b"ALPHA"],
     ] {
-        same_bytes(&mut pair, command);
+        pair.same_bytes(command);
     }
 }
 
@@ -430,7 +410,7 @@ fn store_wakes_clients_blocked_on_the_destination() {
 #[test]
 fn replies_match_in_resp3() {
     let mut pair = Pair::start();
-    use_resp3(&mut pair);
+    pair.use_resp3();
     load_numbers(&mut pair);
     pair.script(&[
         &["SORT", "numbers"],

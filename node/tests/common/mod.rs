@@ -321,6 +321,27 @@ impl Pair {
         actual
     }
 
+    /// Like `same`, with binary arguments.
+    #[track_caller]
+    pub fn same_bytes(&mut self, args: &[&[u8]]) -> Resp {
+        let expected = self.redis.call_bytes(args);
+        let actual = self.node.call_bytes(args);
+        assert_eq!(
+            actual,
+            expected,
+            "reply to {:?} differs from Redis",
+            args.iter().map(|arg| String::from_utf8_lossy(arg)).collect::<Vec<_>>()
+        );
+        actual
+    }
+
+    /// Switches both connections to RESP3 (HELLO's own reply differs by
+    /// server name, so it is not compared).
+    pub fn use_resp3(&mut self) {
+        assert!(!self.node.call(&["HELLO", "3"]).is_error());
+        assert!(!self.redis.call(&["HELLO", "3"]).is_error());
+    }
+
     /// Like `same`, for replies whose element order is unspecified.
     #[track_caller]
     pub fn same_unordered(&mut self, args: &[&str]) -> Resp {
