@@ -187,7 +187,10 @@ async fn save_points(state: Arc<ServerState>) {
         if state.loading.load(Ordering::Acquire) || state.snapshots.in_progress() {
             continue;
         }
-        let mut store = state.store.lock();
+        // A running script holds the store: look again next second.
+        let Some(mut store) = ferrocache_node::script::busy::lock_unless_script(&state.store) else {
+            continue;
+        };
         let points = parse_save_points(&store.config.save);
         let since_save = (ferrocache_node::util::now_ms() / 1000 - state.snapshots.status().last_success_unix).max(0);
         let due = points.iter().any(|(seconds, changes)| store.dirty >= *changes && since_save >= *seconds as i64);

@@ -144,9 +144,12 @@ async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
 async fn active_expiry(state: Arc<ServerState>) {
     let mut cursor = crate::storage::expire::ExpireCursor::default();
     loop {
-        let hz = state.store.lock().config.hz.max(1);
+        // While a script holds the store, expiry waits (as in Redis).
+        let hz = crate::script::busy::lock_unless_script(&state.store).map_or(10, |store| store.config.hz.max(1));
         tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
-        let mut store = state.store.lock();
+        let Some(mut store) = crate::script::busy::lock_unless_script(&state.store) else {
+            continue;
+        };
         store.active_expire_cycle(&mut cursor, Duration::from_millis(2));
     }
 }
@@ -162,7 +165,10 @@ impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.state.clients.lock().remove(&self.client_id);
         if !self.watched.is_empty() {
-            self.state.store.lock().watches.unwatch(self.client_id, &self.watched);
+            let (client_id, watched) = (self.client_id, std::mem::take(&mut self.watched));
+            crate::script::busy::with_store_soon(&self.state.store, move |store| {
+                store.watches.unwatch(client_id, &watched);
+            });
         }
     }
 }
@@ -179,8 +185,11 @@ struct Admitted {
 /// `maxclients` connections are already registered.
 fn admit(state: &ServerState, socket: &TcpStream) -> Option<Admitted> {
     let (maxclients, requirepass_set, max_bulk) = {
-        let store = state.store.lock();
-        (store.config.maxclients, store.config.requirepass.is_some(), store.config.proto_max_bulk_len)
+        let settings = match crate::script::busy::lock_unless_script(&state.store) {
+            Some(store) => crate::script::busy::ConnectionSettings::of(&store),
+            None => crate::script::busy::connection_settings(),
+        };
+        (settings.maxclients, settings.requirepass_set, settings.proto_max_bulk_len)
     };
     state.total_connections.fetch_add(1, Ordering::Relaxed);
     let mut clients = state.clients.lock();
@@ -321,7 +330,9 @@ impl Connection {
 
     /// Executes the complete commands in the input buffer under one lock.
     fn run_batch(&mut self, state: &ServerState, client: &mut Client) -> BatchEnd {
-        let mut store = state.store.lock();
+        let Some(mut store) = crate::script::busy::lock_unless_script(&state.store) else {
+            return self.run_batch_during_script(state, client);
+        };
         if crate::snapshot::writes_must_wait(&store) {
             return BatchEnd::Throttled;
         }
@@ -381,6 +392,54 @@ impl Connection {
         end
     }
 
+    /// A script holds the store: until it is past `busy-reply-threshold`
+    /// the commands wait (Throttled: tried again shortly), then they are
+    /// answered without the store as Redis answers them during a busy
+    /// script (`-BUSY`, SCRIPT KILL, MULTI...; see `script::busy::answer`).
+    fn run_batch_during_script(&mut self, state: &ServerState, client: &mut Client) -> BatchEnd {
+        if !crate::script::busy::timed_out() {
+            return BatchEnd::Throttled;
+        }
+        let mut consumed = 0;
+        let end = loop {
+            let ranges = match self.parser.next_command(&mut self.input) {
+                Ok(Some(ranges)) => ranges,
+                Ok(None) => break BatchEnd::NeedInput,
+                Err(error) => {
+                    Reply::new(&mut self.output, client.resp3).error(&format!("ERR {error}"));
+                    break BatchEnd::Close;
+                }
+            };
+            if ranges.is_empty() {
+                consumed = self.parser.position();
+                continue;
+            }
+            let args: SmallVec<[&[u8]; 8]> = ranges.iter().map(|range| &self.input[range.clone()]).collect();
+            let resp3 = client.resp3;
+            let mut reply = Reply::new(&mut self.output, resp3);
+            match crate::script::busy::answer(client, &args, &mut reply, state) {
+                crate::script::busy::Answer::Answered => {}
+                crate::script::busy::Answer::Close => {
+                    consumed = self.parser.position();
+                    break BatchEnd::Close;
+                }
+                crate::script::busy::Answer::NeedsStore => {
+                    // WATCH, AUTH, HELLO, RESET: run once the script ends, on a
+                    // thread the runtime replaces meanwhile.
+                    let mut store = crate::script::busy::off_the_runtime(|| state.store.lock());
+                    let mut ctx = Ctx { store: &mut store, client, reply, server: state };
+                    cmd::execute(&mut ctx, &args);
+                }
+            }
+            consumed = self.parser.position();
+        };
+        if consumed > 0 {
+            self.input.drain(..consumed);
+            self.parser.discard_prefix(consumed);
+        }
+        end
+    }
+
     /// Waits for a blocked command's reply, its timeout, or the client
     /// leaving. Returns false when the connection should close.
     async fn wait_blocked(
@@ -392,7 +451,7 @@ impl Connection {
         request: BlockRequest,
         mut reply: oneshot::Receiver<Vec<u8>>,
     ) -> std::io::Result<bool> {
-        let deadline =
+        let mut deadline =
             (request.timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms));
         loop {
             let timed_out = async {
@@ -410,7 +469,11 @@ impl Connection {
                     return Ok(true);
                 }
                 _ = timed_out => {
-                    let mut store = state.store.lock();
+                    let Some(mut store) = crate::script::busy::lock_unless_script(&state.store) else {
+                        // A script holds the store: time out once it is done.
+                        deadline = Some(tokio::time::Instant::now() + Duration::from_millis(10));
+                        continue;
+                    };
                     if store.blocking.unblock(waiter_id).is_some() {
                         drop(store);
                         let mut writer = Reply::new(&mut self.output, client.resp3);
@@ -431,7 +494,9 @@ impl Connection {
                 read = socket.read_buf(&mut self.input), if can_read => {
                     let read = read.unwrap_or(0);
                     if read == 0 {
-                        state.store.lock().blocking.unblock(waiter_id);
+                        crate::script::busy::with_store_soon(&state.store, move |store| {
+                            store.blocking.unblock(waiter_id);
+                        });
                         return Ok(false);
                     }
                 }

@@ -144,6 +144,21 @@ impl Drop for RunningScript {
     }
 }
 
+/// Runs a script's work on the current thread with the tokio worker's
+/// duties handed to another thread (`block_in_place`), so connections keep
+/// being served while the script holds the store (however few workers the
+/// runtime has: with one, nothing else would run). Outside a multi-thread
+/// runtime (tests, tools) the work simply runs.
+pub fn off_the_runtime<R>(work: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
 /// Checked by the Lua instruction hook.
 pub fn kill_requested() -> bool {
     KILL_REQUESTED.load(Ordering::Acquire)

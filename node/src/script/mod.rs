@@ -168,9 +168,11 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], kind: EvalKind) -> CmdResult {
         allow_oom: !flags.compatibility_mode && flags.allow_oom,
         sha: script.sha,
     };
-    with_vm(|vm| {
-        let function = vm.function(&script)?;
-        run_script(vm, &function, ctx, &args[3..split], &args[split..], &run)
+    busy::off_the_runtime(|| {
+        with_vm(|vm| {
+            let function = vm.function(&script)?;
+            run_script(vm, &function, ctx, &args[3..split], &args[split..], &run)
+        })
     })?;
     Ok(())
 }
