@@ -216,7 +216,21 @@ pub fn answer(client: &mut Client, args: &[&[u8]], reply: &mut Reply, server: &S
         return refuse(client, reply, &cmd::CmdError::WrongArity(name_of(command)).to_string());
     }
     let name = command.name;
+    // Commands allowed while busy are queued inside MULTI, as any other
+    // (MULTI, EXEC, DISCARD, WATCH and QUIT excepted).
     let subcommand = args.get(1).copied().unwrap_or_default();
+    let allowed_while_busy =
+        matches!(name, "shutdown" | "auth" | "hello" | "unwatch") || (name == "script" && is(subcommand, "kill"));
+    if allowed_while_busy && client.multi.is_some() && !command.has(flags::NO_QUEUE) {
+        if command.has(flags::NO_MULTI) {
+            return refuse(client, reply, "ERR Command not allowed inside a transaction");
+        }
+        if let Some(multi) = client.multi.as_mut() {
+            multi.queued.push(args.iter().map(|arg| arg.to_vec()).collect());
+        }
+        reply.simple("QUEUED");
+        return Answer::Answered;
+    }
     let reject = |client: &mut Client, reply: &mut Reply| {
         registered.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
         if let Some(multi) = client.multi.as_mut() {
@@ -248,13 +262,11 @@ pub fn answer(client: &mut Client, args: &[&[u8]], reply: &mut Reply, server: &S
             Answer::Answered
         }
         "exec" if args.len() == 1 => {
+            // Redis refuses EXEC before looking at the MULTI state.
             registered.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
-            if client.multi.take().is_none() {
-                reply.error("ERR EXEC without MULTI");
-            } else {
-                unwatch_later(server, client);
-                reply.error(&format!("EXECABORT Transaction discarded because of: {BUSY_ERROR}"));
-            }
+            client.multi = None;
+            unwatch_later(server, client);
+            reply.error(&format!("EXECABORT Transaction discarded because of: {BUSY_ERROR}"));
             Answer::Answered
         }
         "unwatch" if args.len() == 1 && client.multi.is_none() => {

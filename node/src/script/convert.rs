@@ -162,7 +162,9 @@ fn parse_number(text: &[u8]) -> mlua::Result<i64> {
 /// C's `(long long)` of a double as x86 computes it: out of range and NaN
 /// give the minimum.
 pub fn truncate_to_i64(number: f64) -> i64 {
-    if number.is_nan() || number >= 9.223_372_036_854_775_807e18 || number < -9.223_372_036_854_775_808e18 {
+    /// 2^63: the first double past `i64::MAX`.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if number.is_nan() || !(-LIMIT..LIMIT).contains(&number) {
         i64::MIN
     } else {
         number as i64
@@ -192,7 +194,7 @@ fn write_value(value: &Value, reply: &mut Reply, script_resp3: bool, slots: usiz
                 reply.null();
             }
         }
-        Value::Integer(number) => reply.int(*number as i64),
+        Value::Integer(number) => reply.int(*number),
         Value::Number(number) => reply.int(truncate_to_i64(*number)),
         Value::Table(table) => write_table(table, reply, script_resp3, slots),
         _ => reply.null(),
@@ -318,7 +320,7 @@ mod tests {
         let value = reply_to_lua(&lua, bytes, &mut 0).expect("parse");
         let Value::Table(table) = value else { panic!("not a table") };
         assert_eq!(table.get::<f64>(1).expect("1"), 7.0);
-        assert_eq!(table.get::<bool>(2).expect("2"), false);
+        assert!(!table.get::<bool>(2).expect("2"));
         let status: Table = table.get(3).expect("3");
         assert_eq!(status.get::<String>("ok").expect("ok"), "OK");
     }

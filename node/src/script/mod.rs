@@ -151,7 +151,7 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], kind: EvalKind) -> CmdResult {
         load(args[1])?
     };
     let flags = script.flags;
-    let oom = ctx.store.config.maxmemory > 0 && crate::alloc::used_memory() as u64 > ctx.store.config.maxmemory;
+    let oom = ctx.store.config.maxmemory > 0 && crate::alloc::used_memory() > ctx.store.config.maxmemory;
     if !flags.compatibility_mode {
         if !flags.no_writes && kind.read_only {
             return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
@@ -222,8 +222,7 @@ fn run_script(
     let mut client = Client::new(u64::MAX, true, None);
     client.db = ctx.client.db;
     client.no_block = true;
-    let oom_at_start =
-        ctx.store.config.maxmemory > 0 && crate::alloc::used_memory() as u64 > ctx.store.config.maxmemory;
+    let oom_at_start = ctx.store.config.maxmemory > 0 && crate::alloc::used_memory() > ctx.store.config.maxmemory;
     let running = busy::RunningScript::start(ctx.store);
     let call_context = RefCell::new(CallContext {
         store: &mut *ctx.store,

@@ -45,7 +45,7 @@ fn encode_value(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), St
             if depth > MAX_DEPTH {
                 return Err(format!("Cannot serialise, excessive nesting ({depth})"));
             }
-            match array_length(table)? {
+            match array_length(table)?.filter(|length| *length > 0) {
                 Some(length) => {
                     out.push(b'[');
                     for index in 1..=length {
@@ -133,7 +133,7 @@ pub fn format_g14(number: f64) -> String {
     let scientific = format!("{number:.13e}");
     let (mantissa, exponent_text) = scientific.split_once('e').unwrap_or((scientific.as_str(), "0"));
     let exponent_actual: i32 = exponent_text.parse().unwrap_or(exponent);
-    if exponent_actual < -4 || exponent_actual >= 14 {
+    if !(-4..14).contains(&exponent_actual) {
         let mantissa = trim_zeros(mantissa);
         let sign = if exponent_actual < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exponent_actual.abs())
