@@ -159,6 +159,14 @@ pub fn off_the_runtime<R>(work: impl FnOnce() -> R) -> R {
     }
 }
 
+/// The server is stopping: a running script ends at its next hook, written
+/// or not (the process exits; nothing waits for the rest of it).
+pub fn stop_for_shutdown() {
+    if script_running() {
+        KILL_REQUESTED.store(true, Ordering::Release);
+    }
+}
+
 /// Checked by the Lua instruction hook.
 pub fn kill_requested() -> bool {
     KILL_REQUESTED.load(Ordering::Acquire)

@@ -15,8 +15,8 @@ use crate::util;
 /// stack limit" for the part that is too deep.
 const LUA_MAX_C_STACK: usize = 8000;
 /// Stack slots in use when Redis starts converting a script's result (the
-/// error handler, the result, and what `lua_pcall` left).
-const STACK_SLOTS_AT_START: usize = 3;
+/// error handler and the result).
+const STACK_SLOTS_AT_START: usize = 2;
 
 /// The text of the error table Redis pushes for an error reply
 /// (`luaPushErrorBuff`): `<CODE> <message>`, the code `ERR` when the text
@@ -175,10 +175,17 @@ pub fn truncate_to_i64(number: f64) -> i64 {
 /// `script_resp3` is the protocol the script chose with `redis.setresp`
 /// (it decides how booleans convert), `reply.resp3` the caller's.
 pub fn lua_to_reply(value: &Value, reply: &mut Reply, script_resp3: bool) {
-    write_value(value, reply, script_resp3, STACK_SLOTS_AT_START);
+    // Depth-first with an explicit stack: a table may nest thousands deep
+    // (or contain itself) before Redis's stack limit is reached.
+    let mut pending = vec![(value.clone(), STACK_SLOTS_AT_START)];
+    while let Some((value, slots)) = pending.pop() {
+        write_value(&value, reply, script_resp3, slots, &mut pending);
+    }
 }
 
-fn write_value(value: &Value, reply: &mut Reply, script_resp3: bool, slots: usize) {
+/// Writes one value; a table's elements are pushed onto `pending`, last
+/// first, with the stack slots Redis would use for them.
+fn write_value(value: &Value, reply: &mut Reply, script_resp3: bool, slots: usize, pending: &mut Vec<(Value, usize)>) {
     if slots + 4 > LUA_MAX_C_STACK {
         reply.error("ERR reached lua stack limit");
         return;
@@ -196,12 +203,12 @@ fn write_value(value: &Value, reply: &mut Reply, script_resp3: bool, slots: usiz
         }
         Value::Integer(number) => reply.int(*number),
         Value::Number(number) => reply.int(truncate_to_i64(*number)),
-        Value::Table(table) => write_table(table, reply, script_resp3, slots),
+        Value::Table(table) => write_table(table, reply, slots, pending),
         _ => reply.null(),
     }
 }
 
-fn write_table(table: &Table, reply: &mut Reply, script_resp3: bool, slots: usize) {
+fn write_table(table: &Table, reply: &mut Reply, slots: usize, pending: &mut Vec<(Value, usize)>) {
     if let Ok(Value::String(_)) = table.raw_get::<Value>("err") {
         let message = match table.get::<Value>("err") {
             Ok(Value::String(text)) => text.as_bytes().to_vec(),
@@ -261,9 +268,9 @@ fn write_table(table: &Table, reply: &mut Reply, script_resp3: bool, slots: usiz
     if let Ok(Value::Table(map)) = table.raw_get::<Value>("map") {
         let pairs: Vec<(Value, Value)> = map.pairs::<Value, Value>().filter_map(Result::ok).collect();
         reply.map(pairs.len());
-        for (key, value) in &pairs {
-            write_value(key, reply, script_resp3, slots + 4);
-            write_value(value, reply, script_resp3, slots + 3);
+        for (key, value) in pairs.into_iter().rev() {
+            pending.push((value, slots + 3));
+            pending.push((key, slots + 4));
         }
         return;
     }
@@ -271,9 +278,7 @@ fn write_table(table: &Table, reply: &mut Reply, script_resp3: bool, slots: usiz
         let members: Vec<Value> =
             set.pairs::<Value, Value>().filter_map(|pair| pair.ok().map(|(key, _)| key)).collect();
         reply.set(members.len());
-        for member in &members {
-            write_value(member, reply, script_resp3, slots + 3);
-        }
+        pending.extend(members.into_iter().rev().map(|member| (member, slots + 3)));
         return;
     }
     let mut items = Vec::new();
@@ -284,9 +289,7 @@ fn write_table(table: &Table, reply: &mut Reply, script_resp3: bool, slots: usiz
         }
     }
     reply.array(items.len());
-    for item in &items {
-        write_value(item, reply, script_resp3, slots + 1);
-    }
+    pending.extend(items.into_iter().rev().map(|item| (item, slots + 1)));
 }
 
 #[cfg(test)]

@@ -131,10 +131,12 @@ redis.REDIS_VERSION_NUM = primitives.version_num
 math.random = primitives.random
 math.randomseed = primitives.randomseed
 
--- Redis's pcall: an error table caught turns into its message.
+-- Redis's pcall: an error table caught turns into its message. A killed
+-- script cannot catch its end (Redis hooks every line once it is killed).
 local function pcall_result(ok, ...)
   if ok then return ok, ... end
   local err = ...
+  if primitives.killed() then error(err, 0) end
   if type(err) == 'userdata' then
     err = primitives.unwrap_error(err)
   end
@@ -148,6 +150,17 @@ local function pcall_result(ok, ...)
 end
 pcall = function(...)
   return pcall_result(raw_pcall(...))
+end
+local function xpcall_result(ok, ...)
+  if not ok and primitives.killed() then error((...), 0) end
+  return ok, ...
+end
+G.xpcall = function(f, message_handler)
+  local function handle(err)
+    if primitives.killed() then return err end
+    return message_handler(err)
+  end
+  return xpcall_result(xpcall(f, handle))
 end
 
 -- The environment scripts see: the globals, read-only, where a missing

@@ -99,9 +99,10 @@ pub fn table(lua: &Lua) -> mlua::Result<Table> {
             };
             let upper = digits < 0;
             if upper {
-                digits = -digits;
+                // -(-2^31) overflows in C too; Redis's build prints 8 digits.
+                digits = digits.checked_neg().unwrap_or(8);
             }
-            let digits = digits.min(8) as usize;
+            let digits = digits.clamp(0, 8) as usize;
             let text = if upper { format!("{value:08X}") } else { format!("{value:08x}") };
             ok(lua, lua.create_string(&text[8 - digits..])?)
         })?,

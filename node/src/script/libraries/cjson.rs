@@ -16,6 +16,22 @@ pub fn table(lua: &Lua) -> mlua::Result<Table> {
     table.raw_set("encode", lua.create_function(encode)?)?;
     table.raw_set("decode", lua.create_function(decode)?)?;
     table.raw_set("null", Value::LightUserData(LightUserData(std::ptr::null_mut())))?;
+    // lua-cjson's settings: accepted and answered with the defaults the
+    // node always uses (scripts call them to be explicit, rarely to change).
+    for (name, defaults) in [
+        ("encode_keep_buffer", vec![Value::Boolean(true)]),
+        ("encode_max_depth", vec![Value::Integer(MAX_DEPTH as i64)]),
+        ("decode_max_depth", vec![Value::Integer(MAX_DEPTH as i64)]),
+        ("encode_number_precision", vec![Value::Integer(14)]),
+        ("encode_invalid_numbers", vec![Value::Boolean(false)]),
+        ("decode_invalid_numbers", vec![Value::Boolean(false)]),
+        ("encode_sparse_array", vec![Value::Boolean(false), Value::Integer(SPARSE_RATIO), Value::Integer(SPARSE_SAFE)]),
+    ] {
+        table.raw_set(
+            name,
+            lua.create_function(move |_, _: MultiValue| Ok(MultiValue::from_iter(defaults.iter().cloned())))?,
+        )?;
+    }
     table.raw_set("_NAME", "cjson")?;
     table.raw_set("_VERSION", "2.1.0")?;
     Ok(table)
