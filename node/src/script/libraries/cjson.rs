@@ -16,8 +16,8 @@ pub fn table(lua: &Lua) -> mlua::Result<Table> {
     table.raw_set("encode", lua.create_function(encode)?)?;
     table.raw_set("decode", lua.create_function(decode)?)?;
     table.raw_set("null", Value::LightUserData(LightUserData(std::ptr::null_mut())))?;
-    // lua-cjson's settings: accepted and answered with the defaults the
-    // node always uses (scripts call them to be explicit, rarely to change).
+    // lua-cjson's settings: accepted and answered with the defaults, which
+    // they do not change yet (docs/compatibility.md).
     for (name, defaults) in [
         ("encode_keep_buffer", vec![Value::Boolean(true)]),
         ("encode_max_depth", vec![Value::Integer(MAX_DEPTH as i64)]),
