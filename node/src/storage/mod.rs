@@ -19,7 +19,6 @@ pub mod watch;
 pub mod zset;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::config::Config;
 pub use db::{Database, Entry, Key, NO_EXPIRE};
@@ -54,7 +53,6 @@ pub struct Store {
     epoch: u32,
     /// The forkless snapshot in progress, if any.
     pub capture: Option<capture::Capture>,
-    started: Instant,
 }
 
 /// What [`probe`] found.
@@ -119,7 +117,6 @@ impl Store {
             dirty: 0,
             epoch: 0,
             capture: None,
-            started: Instant::now(),
         }
     }
 
@@ -128,9 +125,11 @@ impl Store {
         self.now_ms = crate::util::now_ms();
     }
 
-    /// Seconds since start, the LRU clock.
+    /// The LRU clock as Redis keeps it: wall-clock seconds modulo 2^24
+    /// (idle times are wrapping differences), from the clock cached for the
+    /// batch, so a lookup does not read the system clock.
     pub fn lru_clock(&self) -> u32 {
-        (self.started.elapsed().as_secs() & 0xFF_FFFF) as u32
+        ((self.now_ms.max(0) / 1000) & 0xFF_FFFF) as u32
     }
 
     /// Minutes resolution clock used by LFU decay.
