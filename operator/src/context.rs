@@ -65,6 +65,41 @@ const FIRST_RETRY: Duration = Duration::from_secs(2);
 /// The longest wait between retries of a failing object.
 const LONGEST_RETRY: Duration = Duration::from_secs(300);
 
+/// The longest wait after a failure caused by the API server being
+/// unavailable (5xx, 429, a dropped connection). That clears within
+/// seconds, after an API server restart for instance; the retries it caused
+/// must not push an object's next attempt minutes away, when no event may
+/// come to wake it sooner (a RedisCluster created just before the restart
+/// has no children yet).
+const LONGEST_RETRY_WHILE_API_UNAVAILABLE: Duration = Duration::from_secs(10);
+
+/// Whether `error`, or one of its causes, is the Kubernetes API being
+/// unavailable rather than refusing the request.
+pub fn api_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if let Some(kube_error) = cause.downcast_ref::<kube::Error>() {
+            return match kube_error {
+                kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+                kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+                _ => false,
+            };
+        }
+        current = cause.source();
+    }
+    false
+}
+
+/// The wait before retry number `failures` after `error`.
+fn retry_wait(failures: u32, error: &(dyn std::error::Error + 'static)) -> Duration {
+    let wait = backoff(failures);
+    if api_unavailable(error) {
+        wait.min(LONGEST_RETRY_WHILE_API_UNAVAILABLE)
+    } else {
+        wait
+    }
+}
+
 /// The wait before retry number `failures` (1 for the first failure).
 pub fn backoff(failures: u32) -> Duration {
     FIRST_RETRY.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(LONGEST_RETRY)
@@ -92,12 +127,12 @@ impl Context {
     }
 
     /// Records one more failed reconcile of `object` and returns how long to wait before the
-    /// next attempt (exponential, capped).
-    pub fn retry_after_failure(&self, object: &str) -> Duration {
+    /// next attempt (exponential, capped; capped lower while the API server is unavailable).
+    pub fn retry_after_failure(&self, object: &str, error: &(dyn std::error::Error + 'static)) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = failures.entry(object.to_owned()).or_insert(0);
         *count = count.saturating_add(1);
-        backoff(*count)
+        retry_wait(*count, error)
     }
 
     /// Forgets the failures of `object` after a successful reconcile.
@@ -160,6 +195,31 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_secs(4));
         assert_eq!(backoff(5), Duration::from_secs(32));
         assert_eq!(backoff(40), Duration::from_secs(300));
+    }
+
+    fn apply_failure(code: u16) -> crate::cluster::ClusterError {
+        let status = kube::core::Status::failure("refused", "Refused").with_code(code);
+        crate::cluster::ClusterError::Apply {
+            kind: "StatefulSet",
+            name: "cache".into(),
+            source: kube::Error::Api(status.boxed()),
+        }
+    }
+
+    #[test]
+    fn an_unavailable_api_server_is_recognised_through_the_error_chain() {
+        assert!(api_unavailable(&apply_failure(503)));
+        assert!(api_unavailable(&apply_failure(429)));
+        assert!(!api_unavailable(&apply_failure(422)));
+        assert!(!api_unavailable(&std::io::Error::other("not a kube error")));
+    }
+
+    #[test]
+    fn retries_while_the_api_server_is_unavailable_stay_short() {
+        assert_eq!(retry_wait(1, &apply_failure(503)), Duration::from_secs(2));
+        assert_eq!(retry_wait(8, &apply_failure(503)), LONGEST_RETRY_WHILE_API_UNAVAILABLE);
+        // A refusal keeps backing off past it.
+        assert_eq!(retry_wait(8, &apply_failure(422)), Duration::from_secs(256));
     }
 
     #[test]

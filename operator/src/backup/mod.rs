@@ -129,7 +129,7 @@ pub async fn reconcile(backup: Arc<Backup>, context: Arc<Context>) -> Result<Act
 pub fn error_policy(backup: Arc<Backup>, error: &BackupError, context: Arc<Context>) -> Action {
     match error {
         BackupError::InProgress => Action::requeue(Duration::from_secs(5)),
-        _ => Action::requeue(context.retry_after_failure(&object_key(backup.as_ref()))),
+        _ => Action::requeue(context.retry_after_failure(&object_key(backup.as_ref()), error)),
     }
 }
 

@@ -386,6 +386,6 @@ pub fn error_policy(cluster: Arc<RedisCluster>, error: &ClusterError, context: A
     match error {
         ClusterError::Invalid(_) => Action::await_change(),
         ClusterError::FinalBackupPending(_) => Action::requeue(Duration::from_secs(3)),
-        _ => Action::requeue(context.retry_after_failure(&object_key(cluster.as_ref()))),
+        _ => Action::requeue(context.retry_after_failure(&object_key(cluster.as_ref()), error)),
     }
 }

@@ -100,8 +100,8 @@ pub async fn reconcile(restore: Arc<Restore>, context: Arc<Context>) -> Result<A
 }
 
 /// What to do after a failed reconcile: retry with backoff.
-pub fn error_policy(restore: Arc<Restore>, _error: &RestoreError, context: Arc<Context>) -> Action {
-    Action::requeue(context.retry_after_failure(&object_key(restore.as_ref())))
+pub fn error_policy(restore: Arc<Restore>, error: &RestoreError, context: Arc<Context>) -> Action {
+    Action::requeue(context.retry_after_failure(&object_key(restore.as_ref()), error))
 }
 
 async fn reconcile_inner(restore: &Restore, context: &Context, namespace: &str) -> Result<Action, RestoreError> {
