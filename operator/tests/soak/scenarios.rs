@@ -775,10 +775,32 @@ impl Soak {
     }
 
     async fn await_backup(&self, name: &str) -> Result<Ended, SoakError> {
-        let backups: Api<Backup> = self.namespace.api();
-        let ended = wait(&format!("Backup {name} to end"), self.settings.backup_timeout, || async {
-            let backup = backups.get_opt(name).await.ok().flatten()?;
-            match State::of(&backup.status.unwrap_or_default().conditions) {
+        self.await_end::<Backup>("Backup", name, self.settings.backup_timeout, |backup| {
+            backup.status.map(|status| status.conditions).unwrap_or_default()
+        })
+        .await
+    }
+
+    /// Waits until a Backup or Restore is Available or Failed; Stuck when
+    /// it is neither within `timeout`.
+    async fn await_end<K>(
+        &self,
+        kind: &str,
+        name: &str,
+        timeout: Duration,
+        conditions: impl Fn(K) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    ) -> Result<Ended, SoakError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let objects: Api<K> = self.namespace.api();
+        let ended = wait(&format!("{kind} {name} to end"), timeout, || async {
+            let object = objects.get_opt(name).await.ok().flatten()?;
+            match State::of(&conditions(object)) {
                 Some(State::Available) => Some(Ended::Available),
                 Some(State::Failed) => Some(Ended::Failed),
                 _ => None,
@@ -940,20 +962,10 @@ impl Soak {
     }
 
     async fn await_restore(&self, name: &str) -> Result<Ended, SoakError> {
-        let restores: Api<Restore> = self.namespace.api();
-        let ended = wait(&format!("Restore {name} to end"), self.settings.restore_timeout, || async {
-            let restore = restores.get_opt(name).await.ok().flatten()?;
-            match State::of(&restore.status.unwrap_or_default().conditions) {
-                Some(State::Available) => Some(Ended::Available),
-                Some(State::Failed) => Some(Ended::Failed),
-                _ => None,
-            }
+        self.await_end::<Restore>("Restore", name, self.settings.restore_timeout, |restore| {
+            restore.status.map(|status| status.conditions).unwrap_or_default()
         })
-        .await;
-        match ended {
-            Err(SoakError::Timeout { .. }) => Ok(Ended::Stuck),
-            other => other,
-        }
+        .await
     }
 
     /// Waits for the restore, compares every key of the restored node with the static data
