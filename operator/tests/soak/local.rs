@@ -214,24 +214,7 @@ pub async fn disk_full(soak: &mut Soak, row: &mut Row) -> Result<(), SoakError> 
         }
         // Now fill it: keys KEPT_KEYS.. are added and the disk cannot hold the new snapshot.
         load_static_range(node.address, KEPT_KEYS, KEPT_KEYS + ADDED_KEYS, bytes).await?;
-        row.backups_taken += 2;
-        row.faults += 2;
-        match node.command(&["SAVE"]).await? {
-            Ok(_) => {
-                row.backups_available += 1;
-                soak.tally.note("local-disk-full", "SAVE reported success on a full disk".into());
-            }
-            Err(error) => soak.tally.note("local-disk-full", format!("SAVE on a full disk: {}", error.trim())),
-        }
-        if node.bgsave().await? {
-            row.backups_available += 1;
-            soak.tally.note("local-disk-full", "BGSAVE reported success on a full disk".into());
-        }
-        let stray = stray_files(&dir);
-        row.leftovers += stray.len() as u64;
-        if !stray.is_empty() {
-            soak.tally.note("local-disk-full", format!("files left on the full disk: {stray:?}"));
-        }
+        saves_under_fault(soak, row, &node, &dir, "local-disk-full", "on a full disk").await?;
     }
     verify_dump(soak, "local-disk-full", &dir, row).await
 }
@@ -270,28 +253,42 @@ pub async fn fsync_eio(soak: &mut Soak, row: &mut Row) -> Result<(), SoakError> 
             return Err(SoakError::Local(format!("the node under strace loaded {loaded} keys, not {KEPT_KEYS}")));
         }
         load_static_range(node.address, KEPT_KEYS, KEPT_KEYS + ADDED_KEYS, bytes).await?;
-        row.backups_taken += 2;
-        row.faults += 2;
-        match node.command(&["SAVE"]).await? {
-            Ok(_) => {
-                row.backups_available += 1;
-                soak.tally.note("local-fsync-eio", "SAVE reported success although fsync failed".into());
-            }
-            Err(error) => soak.tally.note("local-fsync-eio", format!("SAVE with fsync failing: {}", error.trim())),
-        }
-        if node.bgsave().await? {
-            row.backups_available += 1;
-            soak.tally.note("local-fsync-eio", "BGSAVE reported success although fsync failed".into());
-        }
-        let stray = stray_files(&dir);
-        row.leftovers += stray.len() as u64;
-        if !stray.is_empty() {
-            soak.tally.note("local-fsync-eio", format!("files left after the failed saves: {stray:?}"));
-        }
+        saves_under_fault(soak, row, &node, &dir, "local-fsync-eio", "with fsync failing").await?;
     }
     let result = verify_dump(soak, "local-fsync-eio", &dir, row).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// SAVE, then BGSAVE, under a fault that must make both fail: counts them in `row`, notes a
+/// success or the error given, and counts the files they left in `dir`.
+async fn saves_under_fault(
+    soak: &mut Soak,
+    row: &mut Row,
+    node: &LocalNode,
+    dir: &Path,
+    scenario: &str,
+    fault: &str,
+) -> Result<(), SoakError> {
+    row.backups_taken += 2;
+    row.faults += 2;
+    match node.command(&["SAVE"]).await? {
+        Ok(_) => {
+            row.backups_available += 1;
+            soak.tally.note(scenario, format!("SAVE reported success {fault}"));
+        }
+        Err(error) => soak.tally.note(scenario, format!("SAVE {fault}: {}", error.trim())),
+    }
+    if node.bgsave().await? {
+        row.backups_available += 1;
+        soak.tally.note(scenario, format!("BGSAVE reported success {fault}"));
+    }
+    let stray = stray_files(dir);
+    row.leftovers += stray.len() as u64;
+    if !stray.is_empty() {
+        soak.tally.note(scenario, format!("files left {fault}: {stray:?}"));
+    }
+    Ok(())
 }
 
 /// Loads static keys `start..end`.

@@ -493,20 +493,7 @@ impl Soak {
     /// The operator killed at each step of a restore; each restore must complete and hold
     /// every key.
     async fn operator_kill_restore(&mut self, row: &mut Row) -> Result<(), SoakError> {
-        let source = self.serving_address(SOURCE).await?;
-        let writer = self.start_writer(source).await?;
-        let name = self.name("opkillr");
-        let requested = Instant::now();
-        self.create_backup(&name, &self.proxy.endpoint(), None).await?;
-        let ended = self.await_backup(&name).await?;
-        let log = writer.stop().await;
-        self.account_store(&name, ended, row).await?;
-        if ended != Ended::Available {
-            return Err(SoakError::Missing {
-                what: "an available backup to restore",
-                detail: format!("{name}: {ended:?}"),
-            });
-        }
+        let (name, requested, log) = self.available_backup_under_writes("opkillr", row).await?;
         for step in ["reading-manifest", "cluster-created", "node-preloading"] {
             let restore = self.name("r");
             let cluster = self.name("c");
@@ -648,20 +635,7 @@ impl Soak {
     /// The restored node killed while it preloads (slowed by the proxy); the stand-in restarts
     /// it and it must preload again from the start and hold every key.
     async fn restore_interrupted(&mut self, row: &mut Row) -> Result<(), SoakError> {
-        let source = self.serving_address(SOURCE).await?;
-        let writer = self.start_writer(source).await?;
-        let name = self.name("interrupted");
-        let requested = Instant::now();
-        self.create_backup(&name, &self.proxy.endpoint(), None).await?;
-        let ended = self.await_backup(&name).await?;
-        let log = writer.stop().await;
-        self.account_store(&name, ended, row).await?;
-        if ended != Ended::Available {
-            return Err(SoakError::Missing {
-                what: "an available backup to restore",
-                detail: format!("{name}: {ended:?}"),
-            });
-        }
+        let (name, requested, log) = self.available_backup_under_writes("interrupted", row).await?;
         self.proxy.set_faults(Faults { bandwidth: Some(8 << 20), ..Faults::none() });
         let restore = self.name("r");
         let cluster = self.name("c");
@@ -683,6 +657,30 @@ impl Soak {
     }
 
     // --- shared steps -------------------------------------------------------------------------
+
+    /// A Backup through the proxy while the writer writes, accounted in `row`; an error
+    /// unless it became available. Returns its name, when it was requested and the writes.
+    async fn available_backup_under_writes(
+        &mut self,
+        stem: &str,
+        row: &mut Row,
+    ) -> Result<(String, Instant, WriteLog), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        let writer = self.start_writer(source).await?;
+        let name = self.name(stem);
+        let requested = Instant::now();
+        self.create_backup(&name, &self.proxy.endpoint(), None).await?;
+        let ended = self.await_backup(&name).await?;
+        let log = writer.stop().await;
+        self.account_store(&name, ended, row).await?;
+        if ended != Ended::Available {
+            return Err(SoakError::Missing {
+                what: "an available backup to restore",
+                detail: format!("{name}: {ended:?}"),
+            });
+        }
+        Ok((name, requested, log))
+    }
 
     fn name(&mut self, prefix: &str) -> String {
         self.names += 1;
