@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use ferrocache_node::s3::{self, S3Client, S3Error, S3Settings, StaticCredentials};
 use ferrocache_operator::condition::{self, State};
+use ferrocache_operator::context::error_chain;
 use ferrocache_operator::crd::{Backup, RedisCluster, Restore};
 use ferrocache_operator::node_client::{JobStatus, NodeConnection, NODE_PORT};
-use ferrocache_testbed::harness::{HarnessError, TestBed, TestNamespace};
+use ferrocache_testbed::harness::{wait_for, HarnessError, TestBed, TestNamespace};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::DeleteParams;
 use kube::Api;
@@ -243,13 +244,13 @@ impl Soak {
                 let result = self.run_one(scenario, run, &mut row).await;
                 if let Err(error) = &result {
                     row.incomplete += 1;
-                    self.tally.note(scenario, format!("run incomplete: {}", chain(error)));
-                    eprintln!("soak: {scenario} run {} incomplete: {}", run + 1, chain(error));
+                    self.tally.note(scenario, format!("run incomplete: {}", error_chain(error)));
+                    eprintln!("soak: {scenario} run {} incomplete: {}", run + 1, error_chain(error));
                 }
                 self.tally.row(scenario).add(&row);
                 eprintln!("soak: {scenario} run {} done in {:.1} s: {row:?}", run + 1, started.elapsed().as_secs_f64());
                 if let Err(error) = self.recover().await {
-                    self.tally.note(scenario, format!("recovery after the run failed: {}", chain(&error)));
+                    self.tally.note(scenario, format!("recovery after the run failed: {}", error_chain(&error)));
                 }
             }
         }
@@ -1101,34 +1102,17 @@ fn ignore_missing(result: Result<(), kube::Error>) -> Result<(), kube::Error> {
     }
 }
 
-/// The error and its causes on one line.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Polls `check` every 250 ms until it yields a value or `timeout` passes.
-pub async fn wait<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, SoakError>
+/// Polls `check` every 250 ms until it yields a value or `timeout` passes (the harness's
+/// `wait_for`, with the soak's error).
+pub async fn wait<T, F, Fut>(what: &str, timeout: Duration, check: F) -> Result<T, SoakError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            return Err(SoakError::Timeout { what: what.to_owned(), timeout });
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for(what, timeout, check).await.map_err(|error| match error {
+        HarnessError::Timeout { what, timeout } => SoakError::Timeout { what, timeout },
+        other => SoakError::Bed(other),
+    })
 }
 
 fn apply_crds(kubeconfig: &str) -> Result<(), SoakError> {
