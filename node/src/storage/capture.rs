@@ -77,6 +77,14 @@ impl Capture {
         self.note_pending();
     }
 
+    /// Serializes `entry`, of shard `shard` of database `db`, ahead of a
+    /// change if the walker has yet to visit that shard.
+    pub fn preserve_if_pending(&mut self, db: usize, shard: usize, entry: &mut Entry) {
+        if self.is_pending(db, shard) {
+            self.preserve(db, entry);
+        }
+    }
+
     /// Takes over a flushed database's tables so the walker can still visit
     /// the shards it had not reached.
     pub fn freeze(&mut self, db: usize, shards: Box<[Shard]>) {

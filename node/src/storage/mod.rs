@@ -85,9 +85,7 @@ fn probe<'a>(
     let shard = Database::shard_of(hash);
     let found = dbs[db].probe(hash, key, now_ms, |entry| {
         if let Some(capture) = capture.as_mut() {
-            if capture.is_pending(db, shard) {
-                capture.preserve(db, entry);
-            }
+            capture.preserve_if_pending(db, shard, entry);
         }
     });
     match found {
@@ -199,9 +197,7 @@ impl Store {
             return None;
         };
         if let Some(capture) = capture.as_mut() {
-            if capture.is_pending(db, shard) {
-                capture.preserve(db, entry);
-            }
+            capture.preserve_if_pending(db, shard, entry);
         }
         entry.access = stamper(entry.access, config);
         Some(entry)
