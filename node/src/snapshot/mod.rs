@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, info_span};
 
+use crate::storage::capture::StepBudget;
 use crate::storage::{SharedStore, Store};
 use method::{Decision, Method};
 use sink::Trailer;
@@ -38,9 +39,18 @@ pub use sink::{CommitInfo, Sink, SinkError};
 pub const CHANNEL_CHUNKS: usize = 8;
 /// The forkless walker hands on its output once this much is produced.
 const WALK_CHUNK_BYTES: usize = 1 << 20;
-/// The forkless walker starts no new shard once it has held the store lock
-/// this long in one step (a step always finishes the shard it began).
-const WALK_STEP_BUDGET: Duration = Duration::from_micros(300);
+/// The forkless walker hands the store lock back after holding it this
+/// long in one step (wherever it is, inside a shard too). A client that
+/// arrives during a step waits at most this long, and the connection
+/// threads, which check for new input every few dozen tasks, keep noticing
+/// it within a few milliseconds.
+const WALK_STEP_BUDGET: Duration = Duration::from_micros(100);
+/// While clients are being served, the walker rests this many times as
+/// long as its last step held the lock before it takes the next one: it
+/// then holds the store at most a quarter of the time, so a snapshot under
+/// load takes longer but costs the clients little. With no clients it runs
+/// flat out.
+const WALKER_REST_FACTOR: u32 = 3;
 /// The niceness the forkless walker runs at. It is a background job: where
 /// the node shares few cores with its clients, a walker at the clients'
 /// priority takes whole time slices from the thread serving them (seen as
@@ -446,18 +456,15 @@ enum WalkStep {
     Lost,
 }
 
-/// Runs one step under the lock: serializes shards until the step's time
+/// Runs one step under the lock: serializes entries until the step's time
 /// budget or chunk size is reached.
-fn walk_once(store: &mut Store, buffer: &encode::ChunkBuffer) -> WalkStep {
+fn walk_once(store: &mut Store) -> WalkStep {
     let Store { dbs, capture, .. } = store;
     let Some(active) = capture.as_mut() else {
         return WalkStep::Lost;
     };
-    let step_started = Instant::now();
-    let mut more = true;
-    while more && buffer.len() < WALK_CHUNK_BYTES && step_started.elapsed() < WALK_STEP_BUDGET {
-        more = active.walk_step(dbs);
-    }
+    let budget = StepBudget { deadline: Instant::now() + WALK_STEP_BUDGET, max_pending_bytes: WALK_CHUNK_BYTES };
+    let more = active.walk_step(dbs, &budget);
     let peak = active.peak_pending_bytes as u64;
     let keys = active.keys;
     if more {
@@ -476,12 +483,18 @@ type WalkOutcome = (u64, u64, u64, u64, Result<(), String>);
 fn walk(shared: &SharedStore, buffer: &encode::ChunkBuffer, mut sink: Sink) -> WalkOutcome {
     let mut tail = Trailer::default();
     let mut total = 0u64;
+    let mut commands_after_last_step = None;
     loop {
         let mut guard = shared.lock();
-        let step = walk_once(&mut guard, buffer);
+        let clients_active = commands_after_last_step.is_some_and(|count| guard.stats.commands_processed != count);
+        let step_started = Instant::now();
+        let step = walk_once(&mut guard);
+        let held = step_started.elapsed();
+        commands_after_last_step = Some(guard.stats.commands_processed);
         // Hand the lock straight to a waiting client: the walker must not
         // starve the node.
         parking_lot::MutexGuard::unlock_fair(guard);
+        let rest_until = step_started + held + held * WALKER_REST_FACTOR;
         let chunk = buffer.take();
         if !chunk.is_empty() {
             tail.observe(&chunk);
@@ -497,7 +510,11 @@ fn walk(shared: &SharedStore, buffer: &encode::ChunkBuffer, mut sink: Sink) -> W
             }
         }
         match step {
-            WalkStep::Continue { .. } => {}
+            WalkStep::Continue { .. } => {
+                if clients_active {
+                    std::thread::sleep(rest_until.saturating_duration_since(Instant::now()));
+                }
+            }
             WalkStep::Lost => {
                 sink.abort();
                 return (total, 0, 0, 0, Err("the snapshot was cancelled".into()));

@@ -16,7 +16,9 @@
 //! The capture knows nothing about the file format: a [`RecordEncoder`]
 //! turns entries into bytes.
 
-use super::db::{Database, Entry, Shard, SHARD_COUNT};
+use std::time::Instant;
+
+use super::db::{Database, Entry, Shard, ShardPosition, SHARD_COUNT};
 
 /// Serializes entries into the snapshot's byte stream (which it owns; the
 /// snapshot driver drains it).
@@ -38,6 +40,20 @@ struct FrozenTables {
     db: usize,
     shards: Box<[Shard]>,
     next_shard: usize,
+    within: Option<ShardPosition>,
+}
+
+/// How much one walker step may do before it hands the store back: a step
+/// ends at its deadline or once this much output waits to be handed on,
+/// wherever it is (inside a shard too), so clients never wait long.
+pub struct StepBudget {
+    pub deadline: Instant,
+    pub max_pending_bytes: usize,
+}
+
+impl StepBudget {
+    /// Entries visited between two looks at the clock.
+    const CHECK_EVERY: u32 = 16;
 }
 
 /// The state of a running forkless snapshot.
@@ -45,6 +61,8 @@ pub struct Capture {
     pub epoch: u32,
     /// Next live shard the walker visits: (database, shard).
     cursor: (usize, usize),
+    /// Where the walk stands inside the cursor's shard.
+    within: Option<ShardPosition>,
     frozen: Vec<FrozenTables>,
     encoder: Box<dyn RecordEncoder>,
     /// Entries serialized so far, by the walker and by writers.
@@ -57,10 +75,20 @@ pub struct Capture {
 
 impl Capture {
     pub fn new(epoch: u32, encoder: Box<dyn RecordEncoder>) -> Self {
-        Self { epoch, cursor: (0, 0), frozen: Vec::new(), encoder, keys: 0, preserved: 0, peak_pending_bytes: 0 }
+        Self {
+            epoch,
+            cursor: (0, 0),
+            within: None,
+            frozen: Vec::new(),
+            encoder,
+            keys: 0,
+            preserved: 0,
+            peak_pending_bytes: 0,
+        }
     }
 
-    /// Whether the walker has yet to visit this live shard.
+    /// Whether the walker has yet to visit this live shard, or is inside it
+    /// (entries it has visited carry the epoch, so preserving is a no-op).
     pub fn is_pending(&self, db: usize, shard: usize) -> bool {
         (db, shard) >= self.cursor
     }
@@ -94,7 +122,8 @@ impl Capture {
             std::cmp::Ordering::Greater => 0,
         };
         if next_shard < SHARD_COUNT {
-            self.frozen.push(FrozenTables { db, shards, next_shard });
+            let within = if db == self.cursor.0 { self.within.take() } else { None };
+            self.frozen.push(FrozenTables { db, shards, next_shard, within });
         }
     }
 
@@ -126,44 +155,59 @@ impl Capture {
         self.encoder.finish()
     }
 
-    /// One step of the walker: serializes one shard (frozen ones first).
-    /// Returns false when every shard has been visited.
-    pub fn walk_step(&mut self, dbs: &mut [Database]) -> bool {
-        let epoch = self.epoch;
-        if let Some(frozen) = self.frozen.last_mut() {
-            let db = frozen.db;
-            for entry in frozen.shards[frozen.next_shard].table.iter_mut() {
-                if entry.version < epoch {
-                    self.encoder.encode(db, entry);
-                    entry.version = epoch;
-                    self.keys += 1;
+    /// One step of the walker: serializes entries (frozen tables first,
+    /// then the live shards in order) until `budget` runs out. Returns
+    /// false when every shard has been visited.
+    pub fn walk_step(&mut self, dbs: &mut [Database], budget: &StepBudget) -> bool {
+        let Capture { epoch, cursor, within, frozen, encoder, keys, .. } = self;
+        let epoch = *epoch;
+        let mut until_check = StepBudget::CHECK_EVERY;
+        let out_of_budget = std::cell::Cell::new(false);
+        let mut visit = |db: usize, entry: &mut Entry| {
+            if entry.version < epoch {
+                encoder.encode(db, entry);
+                entry.version = epoch;
+                *keys += 1;
+            }
+            until_check -= 1;
+            if until_check == 0 {
+                until_check = StepBudget::CHECK_EVERY;
+                if encoder.pending_bytes() >= budget.max_pending_bytes || Instant::now() >= budget.deadline {
+                    out_of_budget.set(true);
                 }
             }
-            frozen.next_shard += 1;
-            if frozen.next_shard >= SHARD_COUNT {
-                self.frozen.pop();
+            !out_of_budget.get()
+        };
+        let more = loop {
+            if let Some(tables) = frozen.last_mut() {
+                let db = tables.db;
+                tables.within = tables.shards[tables.next_shard].walk_mut(tables.within, |entry| visit(db, entry));
+                if tables.within.is_none() {
+                    tables.next_shard += 1;
+                    if tables.next_shard >= SHARD_COUNT {
+                        frozen.pop();
+                    }
+                }
+            } else {
+                let (db, shard) = *cursor;
+                if db >= dbs.len() {
+                    break false;
+                }
+                *within = dbs[db].shard_mut(shard).walk_mut(*within, |entry| visit(db, entry));
+                if within.is_none() {
+                    *cursor = if shard + 1 < SHARD_COUNT { (db, shard + 1) } else { (db + 1, 0) };
+                    // Skip empty databases in one go.
+                    while cursor.0 < dbs.len() && cursor.1 == 0 && dbs[cursor.0].is_empty() {
+                        cursor.0 += 1;
+                    }
+                }
             }
-            self.note_pending();
-            return true;
-        }
-        let (db, shard) = self.cursor;
-        if db >= dbs.len() {
-            return false;
-        }
-        for entry in dbs[db].shard_entries_mut(shard) {
-            if entry.version < epoch {
-                self.encoder.encode(db, entry);
-                entry.version = epoch;
-                self.keys += 1;
+            if out_of_budget.get() {
+                break !(frozen.is_empty() && cursor.0 >= dbs.len());
             }
-        }
-        self.cursor = if shard + 1 < SHARD_COUNT { (db, shard + 1) } else { (db + 1, 0) };
-        // Skip empty databases in one go.
-        while self.cursor.0 < dbs.len() && self.cursor.1 == 0 && dbs[self.cursor.0].is_empty() {
-            self.cursor.0 += 1;
-        }
+        };
         self.note_pending();
-        true
+        more
     }
 
     /// Whether nothing remains to visit.
@@ -209,6 +253,16 @@ mod tests {
         }
     }
 
+    fn unlimited() -> StepBudget {
+        StepBudget { deadline: Instant::now() + std::time::Duration::from_secs(3600), max_pending_bytes: usize::MAX }
+    }
+
+    /// A budget spent after the first look at it: a step visits
+    /// `StepBudget::CHECK_EVERY` entries.
+    fn spent() -> StepBudget {
+        StepBudget { deadline: Instant::now(), max_pending_bytes: 0 }
+    }
+
     fn records(bytes: &[u8]) -> Vec<String> {
         let mut records: Vec<String> =
             String::from_utf8_lossy(bytes).split(';').filter(|part| !part.is_empty()).map(str::to_string).collect();
@@ -225,7 +279,7 @@ mod tests {
         dbs[0].insert(entry("born-during", "new", 1));
         let encoder = TextEncoder::default();
         let mut capture = Capture::new(1, Box::new(encoder.clone()));
-        while capture.walk_step(&mut dbs) {}
+        while capture.walk_step(&mut dbs, &unlimited()) {}
         let records = records(&encoder.out.lock());
         assert_eq!(records.len(), 100);
         assert!(records.iter().all(|record| record.ends_with("=old")));
@@ -241,7 +295,7 @@ mod tests {
         let preserved = dbs[0].get_mut(b"k").unwrap();
         capture.preserve(0, preserved);
         preserved.value = Value::string(b"new");
-        while capture.walk_step(&mut dbs) {}
+        while capture.walk_step(&mut dbs, &unlimited()) {}
         assert_eq!(records(&encoder.out.lock()), vec!["0:k=old".to_string()]);
     }
 
@@ -254,12 +308,63 @@ mod tests {
         let encoder = TextEncoder::default();
         let mut capture = Capture::new(1, Box::new(encoder.clone()));
         for _ in 0..10 {
-            capture.walk_step(&mut dbs);
+            capture.walk_step(&mut dbs, &spent());
         }
         let shards = dbs[0].clear();
         capture.freeze(0, shards);
         dbs[0].insert(entry("after-flush", "new", 1));
-        while capture.walk_step(&mut dbs) {}
+        while capture.walk_step(&mut dbs, &unlimited()) {}
         assert_eq!(records(&encoder.out.lock()).len(), 50);
+    }
+
+    #[test]
+    fn a_step_stops_inside_a_shard_and_the_next_resumes_there() {
+        let mut dbs = vec![Database::new()];
+        for index in 0..50_000 {
+            dbs[0].insert(entry(&format!("k{index}"), "old", 0));
+        }
+        let encoder = TextEncoder::default();
+        let mut capture = Capture::new(1, Box::new(encoder.clone()));
+        assert!(capture.walk_step(&mut dbs, &spent()));
+        assert_eq!(capture.keys, u64::from(StepBudget::CHECK_EVERY), "one look at the budget, inside the first shard");
+        let mut steps = 1;
+        while capture.walk_step(&mut dbs, &spent()) {
+            steps += 1;
+        }
+        assert!(steps > SHARD_COUNT, "{steps} steps: shards of ~49 keys take several each");
+        assert_eq!(records(&encoder.out.lock()).len(), 50_000);
+        assert_eq!(capture.keys, 50_000);
+    }
+
+    /// `count` keys named `{prefix}{n}` that all land in shard 0.
+    fn keys_of_shard_zero(prefix: &str, count: usize) -> Vec<String> {
+        (0..)
+            .map(|index| format!("{prefix}{index}"))
+            .filter(|key| Database::shard_of(crate::storage::db::hash_key(key.as_bytes())) == 0)
+            .take(count)
+            .collect()
+    }
+
+    #[test]
+    fn a_shard_that_grows_under_a_paused_walk_is_still_walked_whole() {
+        let mut dbs = vec![Database::new()];
+        for key in keys_of_shard_zero("old", 300) {
+            dbs[0].insert(entry(&key, "old", 0));
+        }
+        let encoder = TextEncoder::default();
+        let mut capture = Capture::new(1, Box::new(encoder.clone()));
+        // Pause near the end of shard 0, then grow its table (entries move
+        // to new buckets, some below the pause) with keys born during the
+        // snapshot.
+        while capture.keys < 260 {
+            capture.walk_step(&mut dbs, &spent());
+        }
+        for key in keys_of_shard_zero("new", 3000) {
+            dbs[0].insert(entry(&key, "new", 1));
+        }
+        while capture.walk_step(&mut dbs, &unlimited()) {}
+        let records = records(&encoder.out.lock());
+        assert_eq!(records.len(), 300, "each old entry once, none of the new ones");
+        assert!(records.iter().all(|record| record.ends_with("=old")));
     }
 }

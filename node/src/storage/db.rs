@@ -75,6 +75,56 @@ pub enum Probe<'a> {
 pub struct Shard {
     pub table: HashTable<Box<Entry>>,
     pub volatile: usize,
+    /// Bumped whenever the table may have moved its entries (a resize or
+    /// an in-place rehash), so a walk resuming by bucket index knows when
+    /// its position no longer means anything.
+    layout: u32,
+}
+
+impl Shard {
+    /// Called before any table call that may have to grow it: hashbrown
+    /// moves entries only when an insertion finds no free slot left
+    /// (`len == capacity`), or on an explicit reserve.
+    fn note_possible_relayout(&mut self, additional: usize) {
+        if self.table.capacity() - self.table.len() < additional {
+            self.layout = self.layout.wrapping_add(1);
+        }
+    }
+
+    /// Visits the entries from `from` on, in bucket order, until `visit`
+    /// asks to stop; returns where to resume, or None once the shard is
+    /// done. A position taken before the table moved its entries restarts
+    /// the shard: the caller must tolerate seeing an entry twice (the
+    /// snapshot walker does, by its version stamps).
+    pub fn walk_mut(
+        &mut self,
+        from: Option<ShardPosition>,
+        mut visit: impl FnMut(&mut Entry) -> bool,
+    ) -> Option<ShardPosition> {
+        let mut bucket = match from {
+            Some(position) if position.layout == self.layout => position.bucket,
+            _ => 0,
+        };
+        let buckets = self.table.num_buckets();
+        while bucket < buckets {
+            let keep_going = match self.table.get_bucket_mut(bucket) {
+                Some(entry) => visit(entry),
+                None => true,
+            };
+            bucket += 1;
+            if !keep_going {
+                return (bucket < buckets).then_some(ShardPosition { bucket, layout: self.layout });
+            }
+        }
+        None
+    }
+}
+
+/// Where a walk of one shard stands (see [`Shard::walk_mut`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardPosition {
+    bucket: usize,
+    layout: u32,
 }
 
 /// A database: shards plus counters.
@@ -167,6 +217,7 @@ impl Database {
         let hash = self.hash(&entry.key);
         let hasher = self.hasher;
         let shard = &mut self.shards[Self::shard_of(hash)];
+        shard.note_possible_relayout(1);
         let new_volatile = entry.has_expire();
         let previous = match shard.table.entry(
             hash,
@@ -206,6 +257,7 @@ impl Database {
         let per_shard = keys / SHARD_COUNT + keys / SHARD_COUNT / 16 + 1;
         let hasher = self.hasher;
         for shard in self.shards.iter_mut() {
+            shard.note_possible_relayout(per_shard);
             shard.table.reserve(per_shard, |entry| hasher.hash_one(entry.key.as_slice()));
         }
     }
@@ -216,6 +268,7 @@ impl Database {
     pub fn insert_new(&mut self, hash: u64, entry: Box<Entry>) -> Result<(), Box<Entry>> {
         let hasher = self.hasher;
         let shard = &mut self.shards[Self::shard_of(hash)];
+        shard.note_possible_relayout(1);
         match shard.table.entry(
             hash,
             |existing| existing.key == entry.key,
@@ -361,6 +414,11 @@ impl Database {
         self.shards[shard_index].table.iter_mut().map(|entry| &mut **entry)
     }
 
+    /// One shard, for a walk that resumes inside it (see [`Shard::walk_mut`]).
+    pub fn shard_mut(&mut self, shard_index: usize) -> &mut Shard {
+        &mut self.shards[shard_index]
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.shards.iter().flat_map(|shard| shard.table.iter().map(|entry| &**entry))
     }
@@ -423,5 +481,48 @@ mod tests {
         }
         assert_eq!(removed, 1000);
         assert_eq!((db.len(), db.volatile_len()), (1000, 0));
+    }
+
+    /// Keys of the first shard's table, in the order a walk visits them.
+    fn walk_order(database: &mut Database, from: Option<ShardPosition>) -> Vec<Key> {
+        let mut seen = Vec::new();
+        database.shard_mut(0).walk_mut(from, |entry| {
+            seen.push(entry.key.clone());
+            true
+        });
+        seen
+    }
+
+    #[test]
+    fn a_shard_walk_resumes_where_it_stopped() {
+        let mut database = Database::new();
+        for index in 0..20_000 {
+            database.insert(entry(&format!("k{index}"), NO_EXPIRE));
+        }
+        let whole = walk_order(&mut database, None);
+        assert!(whole.len() > 3);
+        let mut visits = 0;
+        let paused = database.shard_mut(0).walk_mut(None, |_| {
+            visits += 1;
+            visits < 3
+        });
+        assert!(paused.is_some());
+        assert_eq!(walk_order(&mut database, paused), whole[3..]);
+    }
+
+    #[test]
+    fn a_shard_walk_restarts_when_the_table_moved_its_entries() {
+        let mut database = Database::new();
+        for index in 0..20_000 {
+            database.insert(entry(&format!("k{index}"), NO_EXPIRE));
+        }
+        let paused = database.shard_mut(0).walk_mut(None, |_| false);
+        assert!(paused.is_some());
+        // Growing the tables moves entries to new buckets.
+        for index in 0..200_000 {
+            database.insert(entry(&format!("grow{index}"), NO_EXPIRE));
+        }
+        let resumed = walk_order(&mut database, paused);
+        assert_eq!(resumed, walk_order(&mut database, None), "the walk starts the shard over");
     }
 }
