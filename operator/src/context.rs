@@ -75,12 +75,21 @@ const LONGEST_RETRY_WHILE_API_UNAVAILABLE: Duration = Duration::from_secs(10);
 
 /// Whether `error`, or one of its causes, is the Kubernetes API being
 /// unavailable rather than refusing the request.
+///
+/// A 404 that is not a Kubernetes `Status` (the plain-text `404 page not
+/// found`) counts: the server does not serve that resource's path at all.
+/// For the custom resources this operator works on, that is an API server
+/// that has just started and not yet registered their endpoints, which it
+/// does seconds after it starts answering. A missing object is a `Status`
+/// with reason `NotFound`, and is not unavailability.
 pub fn api_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(cause) = current {
         if let Some(kube_error) = cause.downcast_ref::<kube::Error>() {
             return match kube_error {
-                kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+                kube::Error::Api(status) => {
+                    status.code >= 500 || status.code == 429 || (status.code == 404 && !status.is_not_found())
+                }
                 kube::Error::HyperError(_) | kube::Error::Service(_) => true,
                 _ => false,
             };
@@ -197,13 +206,28 @@ mod tests {
         assert_eq!(backoff(40), Duration::from_secs(300));
     }
 
-    fn apply_failure(code: u16) -> crate::cluster::ClusterError {
-        let status = kube::core::Status::failure("refused", "Refused").with_code(code);
+    fn apply_failure_with(status: kube::core::Status) -> crate::cluster::ClusterError {
         crate::cluster::ClusterError::Apply {
             kind: "StatefulSet",
             name: "cache".into(),
             source: kube::Error::Api(status.boxed()),
         }
+    }
+
+    fn apply_failure(code: u16) -> crate::cluster::ClusterError {
+        apply_failure_with(kube::core::Status::failure("refused", "Refused").with_code(code))
+    }
+
+    #[test]
+    fn a_resource_path_not_served_yet_is_unavailability_and_a_missing_object_is_not() {
+        // What kube's client makes of the plain-text body a starting API
+        // server sends for a custom resource it has not registered yet.
+        let page_not_found =
+            kube::core::Status::failure("404 page not found\n", "Failed to parse error data").with_code(404);
+        assert!(api_unavailable(&apply_failure_with(page_not_found)));
+        let missing_object =
+            kube::core::Status::failure("redisclusters \"cache\" not found", "NotFound").with_code(404);
+        assert!(!api_unavailable(&apply_failure_with(missing_object)));
     }
 
     #[test]
