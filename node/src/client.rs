@@ -35,11 +35,33 @@ pub struct ClientInfo {
     pub last_interaction_ms: AtomicI64,
     pub db: AtomicUsize,
     pub name: parking_lot::Mutex<Option<Vec<u8>>>,
-    pub last_command: parking_lot::Mutex<String>,
+    pub last_command: LastCommand,
     pub resp: AtomicUsize,
     pub pending_output: AtomicU64,
     pub pending_input: AtomicU64,
     pub kill: tokio::sync::Notify,
+}
+
+/// The last command a client ran, for CLIENT LIST's `cmd=`. Every command
+/// records itself here, so recording is one plain store of a pointer into
+/// the static command table rather than a lock and a copy of the name.
+#[derive(Debug, Default)]
+pub struct LastCommand(std::sync::atomic::AtomicPtr<crate::cmd::Command>);
+
+impl LastCommand {
+    pub fn record(&self, command: &'static crate::cmd::Command) {
+        self.0.store(std::ptr::from_ref(command).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// The command's name, or Redis's `NULL` before the first one.
+    pub fn name(&self) -> &'static str {
+        let command = self.0.load(Ordering::Relaxed);
+        if command.is_null() {
+            return "NULL";
+        }
+        // SAFETY: `record` is the only writer and stores `&'static Command`s.
+        unsafe { &*command }.name
+    }
 }
 
 /// One connection's state.

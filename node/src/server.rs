@@ -210,7 +210,7 @@ fn admit(state: &ServerState, socket: &TcpStream) -> Option<Admitted> {
         last_interaction_ms: now.into(),
         db: 0.into(),
         name: parking_lot::Mutex::new(None),
-        last_command: parking_lot::Mutex::new(String::from("NULL")),
+        last_command: Default::default(),
         resp: 2.into(),
         pending_output: 0.into(),
         pending_input: 0.into(),

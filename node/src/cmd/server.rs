@@ -599,7 +599,7 @@ fn set_client_name(ctx: &mut Ctx, name: &[u8]) -> CmdResult {
 
 fn client_line(info: &crate::client::ClientInfo, now_ms: i64, current_id: u64) -> String {
     let name = info.name.lock().as_ref().map(|name| String::from_utf8_lossy(name).into_owned()).unwrap_or_default();
-    let last = info.last_command.lock().clone();
+    let last = info.last_command.name();
     let age = (now_ms - info.created_ms).max(0) / 1000;
     let idle = if info.id == current_id {
         0

@@ -256,7 +256,9 @@ pub struct PairBox(Box<[u8]>);
 
 impl PairBox {
     pub fn new(field: &[u8], value: &[u8]) -> Self {
-        let mut bytes = Vec::with_capacity(field.len() + value.len() + 5);
+        // The exact size, so `into_boxed_slice` does not reallocate.
+        let prefix = (usize::BITS - field.len().leading_zeros()).div_ceil(7).max(1) as usize;
+        let mut bytes = Vec::with_capacity(prefix + field.len() + value.len());
         let mut length = field.len();
         loop {
             let low = (length & 0x7F) as u8;
