@@ -16,6 +16,8 @@
 #   FERROCACHE_SOAK_BED_DIR  the bed's run dir (default /tmp/ferrocache-soak-bed); the bed uses
 #                            ports and pod addresses of its own (below), so a bed of `make test`
 #                            can run at the same time
+#   FERROCACHE_SOAK_OPERATOR_LOG  the operator's RUST_LOG (default info,kube=warn)
+#   FERROCACHE_TESTBED_KEEP=1     keep the bed's directory (logs) after a successful soak too
 # Needs root (the bed's pods, tmpfs mounts) and strace (installed with apt when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::ListParams;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
+use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client};
 
@@ -157,6 +159,28 @@ async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), RunE
     Ok(())
 }
 
+/// The longest pause of a controller's watches after errors, before jitter.
+const LONGEST_WATCH_PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How a controller's watches pause after errors. kube's default (0.8 s
+/// doubling to 30 s, plus jitter, reset only after 2 quiet minutes) is one
+/// backoff shared by all of a controller's watches, and an API server
+/// restart makes every one of them fail several times (refused
+/// connections, then `410 Gone` on resuming, then `404` until the custom
+/// resources are served again): that paused the watches for 17-44 s at a
+/// time, so a RedisCluster created just before the restart went unseen for
+/// minutes. The pauses stay short here: a restart is over in seconds, and
+/// one operator's few watches cost the API server little.
+fn watch_backoff() -> impl Backoff {
+    let exponential = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(250))
+        .with_max_delay(LONGEST_WATCH_PAUSE)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(ExponentialBackoff::from(exponential), std::time::Duration::from_secs(30))
+}
+
 async fn run_controllers(
     client: Client,
     namespace: Option<String>,
@@ -181,10 +205,12 @@ async fn run_controllers(
             let cluster = pod.metadata.labels.as_ref()?.get(CLUSTER_LABEL)?.clone();
             Some(ObjectRef::<RedisCluster>::new(&cluster).within(pod.metadata.namespace.as_deref()?))
         })
+        .trigger_backoff(watch_backoff())
         .graceful_shutdown_on(shutdown.clone())
         .run(cluster::reconcile, cluster::error_policy, Arc::clone(&context))
         .for_each(|_| futures::future::ready(()));
     let backups = Controller::new(api::<Backup>(&client, namespace), watcher::Config::default())
+        .trigger_backoff(watch_backoff())
         .graceful_shutdown_on(shutdown.clone())
         .run(backup::reconcile, backup::error_policy, Arc::clone(&context))
         .for_each(|_| futures::future::ready(()));
@@ -193,9 +219,26 @@ async fn run_controllers(
             let restore = cluster.metadata.labels.as_ref()?.get(restore::RESTORED_BY_LABEL)?.clone();
             Some(ObjectRef::<Restore>::new(&restore).within(cluster.metadata.namespace.as_deref()?))
         })
+        .trigger_backoff(watch_backoff())
         .graceful_shutdown_on(shutdown)
         .run(restore::reconcile, restore::error_policy, context)
         .for_each(|_| futures::future::ready(()));
     tracing::info!(namespace = namespace.unwrap_or("(all)"), "controllers running");
     futures::join!(clusters, backups, restores);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_never_pause_longer_than_twice_the_longest_pause_whatever_the_errors() {
+        let mut backoff = watch_backoff();
+        let pauses: Vec<_> = backoff.by_ref().take(100).collect();
+        assert_eq!(pauses.len(), 100, "the watches are retried for ever");
+        assert!(pauses[0] < std::time::Duration::from_millis(500), "first pause {:?}", pauses[0]);
+        assert!(pauses.iter().all(|pause| *pause <= 2 * LONGEST_WATCH_PAUSE), "{pauses:?}");
+        backoff.reset();
+        assert!(backoff.next().is_some_and(|pause| pause < std::time::Duration::from_millis(500)));
+    }
 }

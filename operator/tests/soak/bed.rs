@@ -177,7 +177,7 @@ impl Operator {
         let child = Command::new(&self.binary)
             .args(&self.arguments)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
+            .env("RUST_LOG", std::env::var("FERROCACHE_SOAK_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".into()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
