@@ -193,7 +193,7 @@ fn block_or_give_up(ctx: &mut Ctx, keys: &[&[u8]], timeout_ms: u64, null_array: 
         return;
     }
     ctx.block(BlockRequest {
-        keys: keys.iter().map(|key| Key::from_slice(key)).collect(),
+        keys: keys.iter().map(|key| Key::new(key)).collect(),
         timeout_ms,
         null_array_on_timeout: true,
     });

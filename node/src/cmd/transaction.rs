@@ -79,7 +79,7 @@ fn watch(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.client.db;
     let now = ctx.store.now_ms;
     for key in &args[1..] {
-        let map_key = (db, Key::from_slice(key));
+        let map_key = (db, Key::new(key));
         if ctx.client.watched.contains(&map_key) {
             continue;
         }

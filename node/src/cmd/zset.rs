@@ -984,7 +984,7 @@ fn blocking_pop(
         return Ok(());
     }
     ctx.block(BlockRequest {
-        keys: keys.iter().map(|key| Key::from_slice(key)).collect(),
+        keys: keys.iter().map(|key| Key::new(key)).collect(),
         timeout_ms,
         null_array_on_timeout: true,
     });

@@ -198,7 +198,7 @@ impl<'a> EntrySink<'a> {
     fn emit(&mut self, key: &KeyRef<'_>, value: Value) -> Result<(), SinkError> {
         let db = self.database(key)?;
         let entry = Box::new(Entry {
-            key: Key::from_slice(key.name),
+            key: Key::new(key.name),
             value,
             expire_at: key.meta.expire_at_ms.unwrap_or(NO_EXPIRE),
             access: self.stamps.access,

@@ -78,7 +78,7 @@ impl BlockingRegistry {
         if self.by_key.is_empty() {
             return;
         }
-        let map_key = (db, Key::from_slice(key));
+        let map_key = (db, Key::new(key));
         if self.by_key.contains_key(&map_key) && !self.ready.contains(&map_key) {
             self.ready.push(map_key);
         }

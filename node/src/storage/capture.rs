@@ -245,7 +245,7 @@ mod tests {
 
     fn entry(key: &str, value: &str, version: u32) -> Entry {
         Entry {
-            key: Key::from_slice(key.as_bytes()),
+            key: Key::new(key.as_bytes()),
             value: Value::string(value.as_bytes()),
             expire_at: NO_EXPIRE,
             access: 0,

@@ -7,13 +7,16 @@
 //! store's single lock; sharding here is about walking, not about locking.
 
 use hashbrown::HashTable;
-use smallvec::SmallVec;
 use std::hash::BuildHasher;
 
 use super::value::Value;
 
-/// Keys up to 16 bytes are stored inline, without a heap allocation.
-pub type Key = SmallVec<[u8; 16]>;
+/// A key: up to 23 bytes inline (in its 24 bytes, so an [`Entry`] stays
+/// 64 bytes), longer ones on the heap. Inline keys spare a lookup the cache
+/// miss of following a pointer to compare the key, which was a third of a
+/// pipelined INCR's time on keys of 20 bytes (`counter:` and 12 digits,
+/// a common shape: type, separator, id).
+pub type Key = compact_bytes::CompactBytes;
 
 /// Number of shards per database (a power of two).
 pub const SHARD_COUNT: usize = 1024;
@@ -452,7 +455,7 @@ mod tests {
     use super::*;
 
     fn entry(key: &str, expire_at: i64) -> Entry {
-        Entry { key: Key::from_slice(key.as_bytes()), value: Value::Int(1), expire_at, access: 0, version: 0 }
+        Entry { key: Key::new(key.as_bytes()), value: Value::Int(1), expire_at, access: 0, version: 0 }
     }
 
     #[test]

@@ -212,7 +212,7 @@ impl Store {
     pub fn insert(&mut self, db: usize, key: &[u8], value: Value, expire_at: i64) -> Option<Entry> {
         self.before_write(db, key);
         let entry = Entry {
-            key: Key::from_slice(key),
+            key: Key::new(key),
             value,
             expire_at,
             access: self.new_access_stamp(),

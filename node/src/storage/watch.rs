@@ -26,7 +26,7 @@ impl WatchRegistry {
     }
 
     pub fn watch(&mut self, client_id: u64, db: usize, key: &[u8], expired_at_watch: bool) {
-        let watchers = self.watchers.entry((db, Key::from_slice(key))).or_default();
+        let watchers = self.watchers.entry((db, Key::new(key))).or_default();
         if !watchers.iter().any(|watcher| watcher.client_id == client_id) {
             watchers.push(Watcher { client_id, expired_at_watch });
         }
@@ -54,7 +54,7 @@ impl WatchRegistry {
         if self.watchers.is_empty() {
             return;
         }
-        if let Some(watchers) = self.watchers.get(&(db, Key::from_slice(key))) {
+        if let Some(watchers) = self.watchers.get(&(db, Key::new(key))) {
             for watcher in watchers {
                 self.dirty_clients.insert(watcher.client_id);
             }
@@ -67,7 +67,7 @@ impl WatchRegistry {
         if self.watchers.is_empty() {
             return;
         }
-        if let Some(watchers) = self.watchers.get_mut(&(db, Key::from_slice(key))) {
+        if let Some(watchers) = self.watchers.get_mut(&(db, Key::new(key))) {
             for watcher in watchers.iter_mut() {
                 if watcher.expired_at_watch {
                     watcher.expired_at_watch = false;
