@@ -105,7 +105,7 @@ impl Settings {
 }
 
 /// Every scenario, in the order they run.
-pub const SCENARIOS: [&str; 14] = [
+pub const SCENARIOS: [&str; 16] = [
     "steady-fork",
     "steady-forkless",
     "node-kill-fork",
@@ -118,9 +118,16 @@ pub const SCENARIOS: [&str; 14] = [
     "apiserver-restart",
     "restore-corrupt",
     "restore-interrupted",
+    "restore-garage-kill",
+    "restore-s3-faults",
     "local-disk-full",
     "local-fsync-eio",
 ];
+
+/// The per-connection cap on a restored node's download in the restore scenarios: the
+/// node reads 6 ranges at a time, so 50 MB take about 8 s and a fault 1.5 s in lands
+/// mid-preload.
+const RESTORE_BANDWIDTH: u64 = 1 << 20;
 
 /// The source cluster's name.
 const SOURCE: &str = "source";
@@ -270,6 +277,8 @@ impl Soak {
             "apiserver-restart" => self.apiserver_restart(row).await,
             "restore-corrupt" => self.restore_corrupt(row).await,
             "restore-interrupted" => self.restore_interrupted(row).await,
+            "restore-garage-kill" => self.restore_garage_kill(row).await,
+            "restore-s3-faults" => self.restore_s3_faults(row).await,
             "local-disk-full" => crate::local::disk_full(self, row).await,
             "local-fsync-eio" => crate::local::fsync_eio(self, row).await,
             other => Err(SoakError::Missing { what: "a scenario", detail: other.to_owned() }),
@@ -637,18 +646,13 @@ impl Soak {
     /// it and it must preload again from the start and hold every key.
     async fn restore_interrupted(&mut self, row: &mut Row) -> Result<(), SoakError> {
         let (name, requested, log) = self.available_backup_under_writes("interrupted", row).await?;
-        self.proxy.set_faults(Faults { bandwidth: Some(8 << 20), ..Faults::none() });
+        self.proxy.set_faults(Faults { bandwidth: Some(RESTORE_BANDWIDTH), ..Faults::none() });
         let restore = self.name("r");
         let cluster = self.name("c");
         self.create_restore(&restore, &cluster, RestoreFrom::Backup(&name)).await?;
-        let pods: Api<Pod> = self.namespace.api();
-        let pod = format!("{cluster}-0");
-        wait(&format!("pod {pod} to start preloading"), self.settings.restore_timeout, || async {
-            let pod = pods.get_opt(&pod).await.ok().flatten()?;
-            pod.status?.container_statuses?.first()?.state.as_ref()?.running.as_ref().map(|_| ())
-        })
-        .await?;
+        self.await_preload_started(&cluster).await?;
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        self.note_if_preload_done("restore-interrupted", &cluster).await;
         let killed = self.kill_node(&cluster).await;
         self.proxy.set_faults(Faults::none());
         killed?;
@@ -657,7 +661,91 @@ impl Soak {
         self.delete_backup(&name).await
     }
 
+    /// Garage SIGKILLed while a restored node preloads (the download capped through the
+    /// proxy so the kill lands mid-stream), back 3 s later: the restore must end Available
+    /// and exact (the node refuses the broken stream and the stand-in restarts it), never
+    /// serve part of the data.
+    async fn restore_garage_kill(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let (name, requested, log) = self.available_backup_under_writes("restgarage", row).await?;
+        self.proxy.set_faults(Faults { bandwidth: Some(RESTORE_BANDWIDTH), ..Faults::none() });
+        let restore = self.name("r");
+        let cluster = self.name("c");
+        self.create_restore(&restore, &cluster, RestoreFrom::Backup(&name)).await?;
+        self.await_preload_started(&cluster).await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        self.note_if_preload_done("restore-garage-kill", &cluster).await;
+        eprintln!("soak: killing garage mid-preload");
+        let killed = self.garage.restart(libc::SIGKILL, Duration::from_secs(3)).map_err(SoakError::Process);
+        self.proxy.set_faults(Faults::none());
+        killed?;
+        row.faults += 1;
+        self.await_garage().await?;
+        let started = Instant::now();
+        self.verify_restore(&restore, &cluster, Some((&log, requested)), row).await?;
+        self.tally.note(
+            "restore-garage-kill",
+            format!("restore verified {:.0} s after Garage came back", started.elapsed().as_secs_f64()),
+        );
+        self.delete_backup(&name).await
+    }
+
+    /// Resets, lost responses and 503 SlowDown on the restored node's reads for its
+    /// first 10 s of preloading: the restore must end Available and exact.
+    async fn restore_s3_faults(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let (name, requested, log) = self.available_backup_under_writes("restfaults", row).await?;
+        let before = self.proxy.counters().injected();
+        self.proxy.set_faults(Faults {
+            reset: 0.15,
+            lose_response: 0.05,
+            slow_down: 0.15,
+            bandwidth: Some(RESTORE_BANDWIDTH),
+            ..Faults::none()
+        });
+        let restore = self.name("r");
+        let cluster = self.name("c");
+        let created = self.create_restore(&restore, &cluster, RestoreFrom::Backup(&name)).await;
+        let preloading = match created {
+            Ok(()) => self.await_preload_started(&cluster).await,
+            Err(error) => Err(error),
+        };
+        if preloading.is_ok() {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        self.proxy.set_faults(Faults::none());
+        preloading?;
+        let injected = self.proxy.counters().injected() - before;
+        row.faults += injected;
+        self.verify_restore(&restore, &cluster, Some((&log, requested)), row).await?;
+        self.tally.note("restore-s3-faults", format!("{injected} faults injected in the restore's reads"));
+        self.delete_backup(&name).await
+    }
+
     // --- shared steps -------------------------------------------------------------------------
+
+    /// Notes, for `scenario`, when a restored cluster's node is already ready (its preload
+    /// over) at the moment a fault meant for the preload is about to land.
+    async fn note_if_preload_done(&mut self, scenario: &str, cluster: &str) {
+        let pods: Api<Pod> = self.namespace.api();
+        let pod = format!("{cluster}-0");
+        let ready =
+            pods.get_opt(&pod).await.ok().flatten().and_then(|pod| pod.status?.conditions).is_some_and(|conditions| {
+                conditions.iter().any(|condition| condition.type_ == "Ready" && condition.status == "True")
+            });
+        if ready {
+            self.tally.note(scenario, format!("{pod} had finished preloading before the fault"));
+        }
+    }
+
+    /// Waits until the node of a restored cluster runs (and so preloads).
+    async fn await_preload_started(&self, cluster: &str) -> Result<(), SoakError> {
+        let pods: Api<Pod> = self.namespace.api();
+        let pod = format!("{cluster}-0");
+        wait(&format!("pod {pod} to start preloading"), self.settings.restore_timeout, || async {
+            let pod = pods.get_opt(&pod).await.ok().flatten()?;
+            pod.status?.container_statuses?.first()?.state.as_ref()?.running.as_ref().map(|_| ())
+        })
+        .await
+    }
 
     /// A Backup through the proxy while the writer writes, accounted in `row`; an error
     /// unless it became available. Returns its name, when it was requested and the writes.
