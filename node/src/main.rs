@@ -90,6 +90,10 @@ fn raise_open_file_limit(maxclients: u64) {
 
 async fn run(config: Config, config_file: String) -> i32 {
     raise_open_file_limit(config.maxclients);
+    // The clock that times commands calibrates against the TSC on first use
+    // (about a millisecond, at most 200 ms): here, not under the store lock
+    // on the first command.
+    let _ = quanta::Instant::now();
     let listeners = match server::bind(&config).await {
         Ok(listeners) => listeners,
         Err(error) => {
