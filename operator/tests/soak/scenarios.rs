@@ -129,6 +129,16 @@ pub const SCENARIOS: [&str; 16] = [
 /// mid-preload.
 const RESTORE_BANDWIDTH: u64 = 1 << 20;
 
+/// A restore caught in the middle of its preload (see `restore_until_mid_preload`).
+struct MidPreload {
+    /// The backup restored.
+    name: String,
+    requested: Instant,
+    log: WriteLog,
+    restore: String,
+    cluster: String,
+}
+
 /// The source cluster's name.
 const SOURCE: &str = "source";
 /// The key prefix of every backup (under it: namespace, backup name).
@@ -645,14 +655,8 @@ impl Soak {
     /// The restored node killed while it preloads (slowed by the proxy); the stand-in restarts
     /// it and it must preload again from the start and hold every key.
     async fn restore_interrupted(&mut self, row: &mut Row) -> Result<(), SoakError> {
-        let (name, requested, log) = self.available_backup_under_writes("interrupted", row).await?;
-        self.proxy.set_faults(Faults { bandwidth: Some(RESTORE_BANDWIDTH), ..Faults::none() });
-        let restore = self.name("r");
-        let cluster = self.name("c");
-        self.create_restore(&restore, &cluster, RestoreFrom::Backup(&name)).await?;
-        self.await_preload_started(&cluster).await?;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        self.note_if_preload_done("restore-interrupted", &cluster).await;
+        let MidPreload { name, requested, log, restore, cluster } =
+            self.restore_until_mid_preload("interrupted", "restore-interrupted", row).await?;
         let killed = self.kill_node(&cluster).await;
         self.proxy.set_faults(Faults::none());
         killed?;
@@ -666,14 +670,8 @@ impl Soak {
     /// and exact (the node refuses the broken stream and the stand-in restarts it), never
     /// serve part of the data.
     async fn restore_garage_kill(&mut self, row: &mut Row) -> Result<(), SoakError> {
-        let (name, requested, log) = self.available_backup_under_writes("restgarage", row).await?;
-        self.proxy.set_faults(Faults { bandwidth: Some(RESTORE_BANDWIDTH), ..Faults::none() });
-        let restore = self.name("r");
-        let cluster = self.name("c");
-        self.create_restore(&restore, &cluster, RestoreFrom::Backup(&name)).await?;
-        self.await_preload_started(&cluster).await?;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        self.note_if_preload_done("restore-garage-kill", &cluster).await;
+        let MidPreload { name, requested, log, restore, cluster } =
+            self.restore_until_mid_preload("restgarage", "restore-garage-kill", row).await?;
         eprintln!("soak: killing garage mid-preload");
         let killed = self.garage.restart(libc::SIGKILL, Duration::from_secs(3)).map_err(SoakError::Process);
         self.proxy.set_faults(Faults::none());
@@ -721,6 +719,26 @@ impl Soak {
     }
 
     // --- shared steps -------------------------------------------------------------------------
+
+    /// An available backup taken under writes, then its restore with the download capped,
+    /// 1.5 s into the restored node's preload (noted for `scenario` if it is already over);
+    /// the cap stays on for the caller's fault, which must lift it.
+    async fn restore_until_mid_preload(
+        &mut self,
+        stem: &str,
+        scenario: &str,
+        row: &mut Row,
+    ) -> Result<MidPreload, SoakError> {
+        let (name, requested, log) = self.available_backup_under_writes(stem, row).await?;
+        self.proxy.set_faults(Faults { bandwidth: Some(RESTORE_BANDWIDTH), ..Faults::none() });
+        let restore = self.name("r");
+        let cluster = self.name("c");
+        self.create_restore(&restore, &cluster, RestoreFrom::Backup(&name)).await?;
+        self.await_preload_started(&cluster).await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        self.note_if_preload_done(scenario, &cluster).await;
+        Ok(MidPreload { name, requested, log, restore, cluster })
+    }
 
     /// Notes, for `scenario`, when a restored cluster's node is already ready (its preload
     /// over) at the moment a fault meant for the preload is about to land.
