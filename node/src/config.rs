@@ -124,6 +124,9 @@ pub struct Config {
     pub s3_region: String,
     /// Path-style addressing, which most S3-compatible stores need.
     pub s3_force_path_style: bool,
+    /// The longest wait, in milliseconds, for one attempt of an S3 request
+    /// (a stalled store is retried after it; bodies get more time at 1 MiB/s).
+    pub s3_request_timeout: u64,
     /// Encoding thresholds kept for compatibility (CONFIG GET/SET by tools
     /// and the Redis test suite); they steer OBJECT ENCODING answers.
     pub hash_max_listpack_entries: u64,
@@ -190,6 +193,7 @@ impl Default for Config {
             s3_endpoint: String::new(),
             s3_region: String::new(),
             s3_force_path_style: true,
+            s3_request_timeout: 30_000,
             hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
@@ -478,6 +482,7 @@ pub static PARAMS: &[Param] = &[
     string_param!("s3-endpoint", s3_endpoint, true),
     string_param!("s3-region", s3_region, true),
     bool_param!("s3-force-path-style", s3_force_path_style),
+    int_param!("s3-request-timeout", &[], s3_request_timeout, u64, 100, 3_600_000),
     int_param!("hash-max-listpack-entries", &["hash-max-ziplist-entries"], hash_max_listpack_entries, u64, 0, i64::MAX),
     int_param!("hash-max-listpack-value", &["hash-max-ziplist-value"], hash_max_listpack_value, u64, 0, i64::MAX),
     int_param!("set-max-intset-entries", &[], set_max_intset_entries, u64, 0, i64::MAX),

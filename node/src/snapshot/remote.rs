@@ -32,6 +32,7 @@ pub fn settings_from_config(config: &crate::config::Config) -> S3Settings {
         endpoint: (!config.s3_endpoint.is_empty()).then(|| config.s3_endpoint.clone()),
         region: (!config.s3_region.is_empty()).then(|| config.s3_region.clone()),
         force_path_style: config.s3_force_path_style,
+        attempt_timeout: std::time::Duration::from_millis(config.s3_request_timeout),
         ..S3Settings::default()
     }
 }
@@ -153,4 +154,30 @@ pub async fn preload(store: SharedStore, client: S3Client, uri: S3Uri) -> Result
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{find_param, Config};
+
+    #[test]
+    fn the_s3_settings_follow_the_nodes_configuration() {
+        let mut config = Config::default();
+        for (name, value) in [("s3-endpoint", "http://127.0.0.1:3900"), ("s3-request-timeout", "2500")] {
+            (find_param(name).expect("a known setting").set)(&mut config, value).expect("a valid value");
+        }
+        let settings = settings_from_config(&config);
+        assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(settings.attempt_timeout, Duration::from_millis(2500));
+        assert_eq!(settings_from_config(&Config::default()).attempt_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_request_timeout_under_100_ms_is_refused() {
+        let mut config = Config::default();
+        assert!((find_param("s3-request-timeout").expect("a known setting").set)(&mut config, "10").is_err());
+    }
 }
