@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
-use super::schedule::{backup_name, expired, Kept, Schedule};
+use super::schedule::{expired, running, Kept, Schedule};
 use super::ClusterError;
 use crate::condition::State;
 use crate::context::Context;
@@ -88,35 +88,44 @@ pub async fn run_schedule(
         last_scheduled_backup: status.last_scheduled_backup.clone(),
         ..ScheduleOutcome::default()
     };
-    match status.last_scheduled_backup_time.as_ref().map(|time| time.0) {
+    let due = match status.last_scheduled_backup_time.as_ref().map(|time| time.0) {
         // First sight of the schedule: the next scheduled time is the first backup.
-        None => outcome.last_scheduled_time = Some(Time(now)),
-        Some(last) => {
-            if let Some(due) = schedule.due(last, now) {
-                let name = backup_name(&cluster.name_any(), due);
-                let mut backup =
-                    backup_object(cluster, &name, "automatic", policy.destination.clone(), Some(policy), true);
-                backup
-                    .metadata
-                    .annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(SCHEDULED_TIME_ANNOTATION.to_owned(), due.to_string());
-                create_backup(context, namespace, &backup).await?;
-                context
-                    .event(
-                        &cluster.object_ref(&()),
-                        false,
-                        "BackupScheduled",
-                        "ScheduleBackup",
-                        format!("created automatic Backup {name} for {due}"),
-                    )
-                    .await;
-                outcome.last_scheduled_time = Some(Time(due));
-                outcome.last_scheduled_backup = Some(name);
-            }
+        None => {
+            outcome.last_scheduled_time = Some(Time(now));
+            None
+        }
+        Some(last) => schedule.due(last, now),
+    };
+    let retained = policy.retention_count.is_some() || policy.retention_days.is_some();
+    let mut automatic =
+        if due.is_some() || retained { automatic_backups(cluster, context, namespace, now).await? } else { Vec::new() };
+    if let Some(due) = due {
+        let reference = cluster.object_ref(&());
+        outcome.last_scheduled_time = Some(Time(due));
+        let name = schedule.backup_name(&cluster.name_any(), due);
+        if automatic.iter().any(|backup| backup.name == name) {
+            // Created by a reconcile whose status write did not land.
+            outcome.last_scheduled_backup = Some(name);
+        } else if let Some(previous) = running(&automatic) {
+            let note =
+                format!("skipped the automatic backup scheduled for {due}: Backup {} is still running", previous.name);
+            tracing::warn!(cluster = %cluster.name_any(), %due, running = %previous.name, "scheduled backup skipped");
+            context.event(&reference, true, "BackupSkipped", "ScheduleBackup", note).await;
+        } else {
+            let mut backup = backup_object(cluster, &name, "automatic", policy.destination.clone(), Some(policy), true);
+            backup
+                .metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(SCHEDULED_TIME_ANNOTATION.to_owned(), due.to_string());
+            create_backup(context, namespace, &backup).await?;
+            let note = format!("created automatic Backup {name} for {due}");
+            context.event(&reference, false, "BackupScheduled", "ScheduleBackup", note).await;
+            automatic.push(Kept { name: name.clone(), created: due, in_progress: true });
+            outcome.last_scheduled_backup = Some(name);
         }
     }
-    expire(cluster, policy, context, namespace, now).await?;
+    expire(cluster, policy, context, namespace, &automatic, now).await?;
     let next = schedule.next_after(now);
     outcome.next_time = next.map(Time);
     let until_next = next
@@ -126,18 +135,14 @@ pub async fn run_schedule(
     Ok(outcome)
 }
 
-/// Deletes the automatic backups the retention policy no longer keeps (their finalizer deletes
-/// their objects). Manual backups are never touched.
-async fn expire(
+/// The cluster's automatic backups that are not being deleted, as the schedule and retention
+/// see them.
+async fn automatic_backups(
     cluster: &RedisCluster,
-    policy: &BackupPolicy,
     context: &Context,
     namespace: &str,
     now: Timestamp,
-) -> Result<(), ClusterError> {
-    if policy.retention_count.is_none() && policy.retention_days.is_none() {
-        return Ok(());
-    }
+) -> Result<Vec<Kept>, ClusterError> {
     let api: Api<Backup> = Api::namespaced(context.client.clone(), namespace);
     let selector = format!("{CLUSTER_LABEL}={},{BACKUP_KIND_LABEL}=automatic", cluster.name_any());
     let list = api.list(&ListParams::default().labels(&selector)).await.map_err(|source| ClusterError::Read {
@@ -145,7 +150,7 @@ async fn expire(
         name: selector.clone(),
         source,
     })?;
-    let kept: Vec<Kept> = list
+    Ok(list
         .items
         .iter()
         .filter(|backup| backup.metadata.deletion_timestamp.is_none())
@@ -162,8 +167,21 @@ async fn expire(
                 Some(State::Available | State::Failed)
             ),
         })
-        .collect();
-    for name in expired(policy, &kept, now) {
+        .collect())
+}
+
+/// Deletes the automatic backups the retention policy no longer keeps (their finalizer deletes
+/// their objects). Manual backups are never touched.
+async fn expire(
+    cluster: &RedisCluster,
+    policy: &BackupPolicy,
+    context: &Context,
+    namespace: &str,
+    automatic: &[Kept],
+    now: Timestamp,
+) -> Result<(), ClusterError> {
+    let api: Api<Backup> = Api::namespaced(context.client.clone(), namespace);
+    for name in expired(policy, automatic, now) {
         api.delete(&name, &DeleteParams::default()).await.map_err(|source| ClusterError::Apply {
             kind: "Backup",
             name: name.clone(),

@@ -1,13 +1,16 @@
 //! When automatic backups are due and which ones have expired: pure functions
 //! of the policy, what exists and the time, so tests drive them with any clock.
 //!
-//! A schedule is a cron expression or a daily window, both in UTC. A backup is
-//! due when a scheduled time passed since the last one the operator took (or
-//! since it first saw the schedule): however many times were missed while the
-//! operator was down, it catches up once, with the latest of them.
+//! A schedule is a cron expression (five fields, or six with seconds first) or
+//! a daily window, both in UTC. A backup is due when a scheduled time passed
+//! since the last one the operator took (or since it first saw the schedule):
+//! however many times were missed while the operator was down, it catches up
+//! once, with the latest of them. A scheduled time that comes while the
+//! cluster's previous automatic backup is still running is skipped, as a
+//! CronJob with `concurrencyPolicy: Forbid` does, so a schedule faster than
+//! its backups never piles them up.
 
-use std::str::FromStr;
-
+use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use jiff::{Timestamp, ToSpan, Zoned};
 
@@ -16,11 +19,13 @@ use crate::crd::BackupPolicy;
 /// A parsed schedule.
 #[derive(Clone, Debug)]
 pub enum Schedule {
-    Cron(Box<Cron>),
-    /// A daily window opening at this minute of the day (UTC).
-    Window {
-        start_minute: i64,
+    Cron {
+        cron: Box<Cron>,
+        /// Whether the expression has a seconds field (then backups are named to the second).
+        seconds: bool,
     },
+    /// A daily window opening at this minute of the day (UTC).
+    Window { start_minute: i64 },
 }
 
 /// Why a backup policy cannot be used.
@@ -37,8 +42,11 @@ pub enum InvalidSchedule {
 impl Schedule {
     pub fn parse(policy: &BackupPolicy) -> Result<Schedule, InvalidSchedule> {
         match (&policy.schedule, &policy.window) {
-            (Some(schedule), None) => Cron::from_str(schedule)
-                .map(|cron| Schedule::Cron(Box::new(cron)))
+            (Some(schedule), None) => CronParser::builder()
+                .seconds(Seconds::Optional)
+                .build()
+                .parse(schedule)
+                .map(|cron| Schedule::Cron { cron: Box::new(cron), seconds: schedule.split_whitespace().count() == 6 })
                 .map_err(|error| InvalidSchedule::Cron { schedule: schedule.clone(), reason: error.to_string() }),
             (None, Some(window)) => {
                 let start = window.split('-').next().unwrap_or_default();
@@ -60,7 +68,7 @@ impl Schedule {
     /// The latest scheduled time at or before `now`.
     pub fn latest_at_or_before(&self, now: Timestamp) -> Option<Timestamp> {
         match self {
-            Schedule::Cron(cron) => {
+            Schedule::Cron { cron, .. } => {
                 let zoned = now.to_zoned(jiff::tz::TimeZone::UTC);
                 cron.find_previous_occurrence(&zoned, true).ok().map(|time: Zoned| time.timestamp())
             }
@@ -79,7 +87,7 @@ impl Schedule {
     /// The first scheduled time after `now`.
     pub fn next_after(&self, now: Timestamp) -> Option<Timestamp> {
         match self {
-            Schedule::Cron(cron) => {
+            Schedule::Cron { cron, .. } => {
                 let zoned = now.to_zoned(jiff::tz::TimeZone::UTC);
                 cron.find_next_occurrence(&zoned, false).ok().map(|time: Zoned| time.timestamp())
             }
@@ -92,6 +100,22 @@ impl Schedule {
     pub fn due(&self, last: Timestamp, now: Timestamp) -> Option<Timestamp> {
         self.latest_at_or_before(now).filter(|latest| *latest > last)
     }
+
+    /// The name of the automatic Backup of `cluster` scheduled at `time`:
+    /// `<cluster>-YYYYMMDD-HHMM`, or `<cluster>-YYYYMMDD-HHMMSS` for a schedule with seconds.
+    pub fn backup_name(&self, cluster: &str, time: Timestamp) -> String {
+        let format = match self {
+            Schedule::Cron { seconds: true, .. } => "%Y%m%d-%H%M%S",
+            _ => "%Y%m%d-%H%M",
+        };
+        format!("{cluster}-{}", time.strftime(format))
+    }
+}
+
+/// The automatic backup still being written, if any: a new scheduled one waits for it by being
+/// skipped.
+pub fn running(backups: &[Kept]) -> Option<&Kept> {
+    backups.iter().find(|backup| backup.in_progress)
 }
 
 /// An automatic backup as retention sees it.
@@ -121,11 +145,6 @@ pub fn expired(policy: &BackupPolicy, backups: &[Kept], now: Timestamp) -> Vec<S
         }
     }
     doomed
-}
-
-/// The name of the automatic Backup of `cluster` scheduled at `time`: `<cluster>-YYYYMMDD-HHMM`.
-pub fn backup_name(cluster: &str, time: Timestamp) -> String {
-    format!("{cluster}-{}", time.strftime("%Y%m%d-%H%M"))
 }
 
 #[cfg(test)]
@@ -215,6 +234,32 @@ mod tests {
 
     #[test]
     fn automatic_backups_are_named_after_their_scheduled_time() {
-        assert_eq!(backup_name("cache", at("2026-11-25T04:00:00Z")), "cache-20261125-0400");
+        let hourly = Schedule::parse(&policy(Some("0 * * * *"), None)).unwrap();
+        assert_eq!(hourly.backup_name("cache", at("2026-11-25T04:00:00Z")), "cache-20261125-0400");
+        let window = Schedule::parse(&policy(None, Some("04:00-05:00"))).unwrap();
+        assert_eq!(window.backup_name("cache", at("2026-11-25T04:00:00Z")), "cache-20261125-0400");
+    }
+
+    #[test]
+    fn a_schedule_with_seconds_is_due_to_the_second_and_names_its_backups_to_the_second() {
+        let schedule = Schedule::parse(&policy(Some("*/10 * * * * *"), None)).unwrap();
+        let last = at("2026-11-25T04:00:10Z");
+        assert_eq!(schedule.due(last, at("2026-11-25T04:00:19Z")), None);
+        assert_eq!(schedule.due(last, at("2026-11-25T04:00:21Z")), Some(at("2026-11-25T04:00:20Z")));
+        assert_eq!(schedule.next_after(at("2026-11-25T04:00:21Z")), Some(at("2026-11-25T04:00:30Z")));
+        assert_eq!(schedule.backup_name("cache", at("2026-11-25T04:00:20Z")), "cache-20261125-040020");
+    }
+
+    #[test]
+    fn a_five_field_schedule_still_means_minutes() {
+        let schedule = Schedule::parse(&policy(Some("*/5 * * * *"), None)).unwrap();
+        assert_eq!(schedule.next_after(at("2026-11-25T04:00:01Z")), Some(at("2026-11-25T04:05:00Z")));
+    }
+
+    #[test]
+    fn a_new_scheduled_backup_waits_for_a_running_one_to_finish() {
+        let backups = [kept("c-1", "2026-11-25T01:00:00Z", false), kept("c-2", "2026-11-25T02:00:00Z", true)];
+        assert_eq!(running(&backups).map(|backup| backup.name.as_str()), Some("c-2"));
+        assert_eq!(running(&backups[..1]), None);
     }
 }

@@ -85,7 +85,9 @@ pub struct RedisClusterSpec {
 #[serde(rename_all = "camelCase")]
 pub struct BackupPolicy {
     /// A cron expression in UTC (`minute hour day-of-month month day-of-week`), such as
-    /// `0 4 * * *`. Exactly one of `schedule` and `window`.
+    /// `0 4 * * *`, or with a seconds field first, such as `*/30 * * * * *`. A scheduled time
+    /// that comes while the previous automatic backup still runs is skipped (a `BackupSkipped`
+    /// Event says so). Exactly one of `schedule` and `window`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// A daily backup window in UTC, `HH:MM-HH:MM` (as ElastiCache's snapshot window); the

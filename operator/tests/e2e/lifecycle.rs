@@ -124,6 +124,65 @@ async fn automatic_backups_follow_the_schedule_catch_up_once_and_expire_by_reten
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a cluster: run scripts/testbed/test.sh, or set KUBECONFIG"]
+async fn a_scheduled_time_that_comes_while_the_previous_automatic_backup_runs_is_skipped() {
+    let env = env().await;
+    if !env.set_clock(Some("2030-02-01T00:30:00Z")) {
+        eprintln!("skipped: the operator's clock can be moved only when the tests run it");
+        return;
+    }
+    let namespace = env.namespace("e2e-skip").await;
+    let ns = namespace.name.clone();
+    let policy = format!(
+        "  backup:\n    schedule: \"0 * * * *\"\n    {}",
+        env.destination("auto").trim_start().replace("\n    ", "\n      ")
+    );
+    env.apply(&ns, &cluster_yaml("cache", &policy)).expect("apply");
+    available_cluster(&env, &ns, "cache").await;
+    let address = env.cluster_address(&ns, "cache").await;
+    redis_pipe(address, &sample_data(2000, now_ms() + 3_600_000));
+    // 5 ms per key: the 01:00 backup runs for about ten seconds.
+    redis_cli(address, &["CONFIG", "SET", "rdb-key-save-delay", "5000"]);
+
+    env.set_clock(Some("2030-02-01T01:00:30Z"));
+    nudge(&env, &ns, "cache", 1);
+    wait_for("the 01:00 backup", Duration::from_secs(60), || async {
+        (automatic_backups(&env, &ns).await == ["cache-20300201-0100"]).then_some(())
+    })
+    .await
+    .expect("the scheduled backup is created");
+
+    // 02:00 passes while the 01:00 backup still runs: skipped, and said so.
+    env.set_clock(Some("2030-02-01T02:00:30Z"));
+    nudge(&env, &ns, "cache", 2);
+    let clusters: Api<RedisCluster> = Api::namespaced(env.client(), &ns);
+    wait_for("the 02:00 time to be recorded", Duration::from_secs(60), || async {
+        let status = clusters.get("cache").await.ok()?.status?;
+        (status.last_scheduled_backup_time?.0.to_string() == "2030-02-01T02:00:00Z").then_some(())
+    })
+    .await
+    .expect("the schedule moves past 02:00");
+    let backups: Api<Backup> = Api::namespaced(env.client(), &ns);
+    let (_, conditions) = backup_state(&backups, "cache-20300201-0100").await.expect("the 01:00 backup");
+    assert_ne!(State::of(&conditions), Some(State::Available), "the 01:00 backup was still running at 02:00");
+    assert_eq!(automatic_backups(&env, &ns).await, ["cache-20300201-0100"], "no second backup while one runs");
+    let events = env
+        .kubectl(&["get", "events", "-n", &ns, "--field-selector", "reason=BackupSkipped", "-o", "name"])
+        .expect("kubectl get events");
+    assert_eq!(events.lines().count(), 1, "one BackupSkipped Event: {events}");
+
+    // Once it is available, the next scheduled time takes a backup again.
+    redis_cli(address, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    available_backup(&env, &ns, "cache-20300201-0100").await;
+    env.set_clock(Some("2030-02-01T03:00:30Z"));
+    nudge(&env, &ns, "cache", 3);
+    available_backup(&env, &ns, "cache-20300201-0300").await;
+    assert_eq!(automatic_backups(&env, &ns).await, ["cache-20300201-0100", "cache-20300201-0300"]);
+    env.set_clock(None);
+    namespace.delete().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: run scripts/testbed/test.sh, or set KUBECONFIG"]
 async fn a_deleted_cluster_keeps_its_pods_until_its_final_backup_is_available() {
     let env = env().await;
     let namespace = env.namespace("e2e-final").await;
