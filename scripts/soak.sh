@@ -2,10 +2,12 @@
 # `make soak`: the bounded soak with faults (operator/tests/soak/) on a test bed
 # of its own. A steady write load on a RedisCluster the operator manages,
 # Backups one after another, faults injected at chosen moments (node, Garage,
-# operator and API server killed; S3 resets, lost responses, stalls and 503
-# SlowDown through a fault proxy; corrupt and interrupted restores; local saves
-# on a full disk and with failing fsync), every available backup restored and
-# every key compared. Prints the table (and writes it to the report file).
+# operator and API server killed, the operator also before a Backup's first
+# status and during its deletion; S3 resets, lost responses, stalls (some past
+# the node's attempt timeout) and 503 SlowDown through a fault proxy; corrupt and
+# interrupted restores; local saves on a full disk and with failing fsync),
+# every available backup restored and every key compared. Prints the table (and
+# writes it to the report file).
 #
 #   scripts/soak.sh                      # about 10 minutes once everything is built
 #   FERROCACHE_SOAK_RUNS=1 scripts/soak.sh

@@ -8,7 +8,8 @@
 //! - reset the connection part-way through the request body (a lost connection),
 //! - reset it after Garage answered, without delivering the answer (a lost response:
 //!   the request took effect, the client does not know),
-//! - stall before forwarding,
+//! - stall before forwarding, watching whether the client hangs up meanwhile (its attempt
+//!   timed out; the request is then dropped, never forwarded),
 //! - answer `503 SlowDown` itself (S3's throttling),
 //! - hold the request and ask the harness what to do (a *tap*), which is how a
 //!   scenario kills a process at an exact step of a backup,
@@ -75,6 +76,16 @@ impl RequestHead {
     pub fn is_get_of(&self, suffix: &str) -> bool {
         self.method == "GET" && self.path().ends_with(suffix)
     }
+
+    /// A DeleteObject (not an AbortMultipartUpload) of a key ending with `suffix`.
+    pub fn is_delete_of(&self, suffix: &str) -> bool {
+        self.method == "DELETE" && !self.query().contains("uploadId=") && self.path().ends_with(suffix)
+    }
+
+    /// Whether the request's key (the path after the bucket) starts with `prefix`.
+    pub fn key_starts_with(&self, prefix: &str) -> bool {
+        self.path().trim_start_matches('/').split_once('/').is_some_and(|(_, key)| key.starts_with(prefix))
+    }
 }
 
 /// Random faults, each a probability per request.
@@ -83,10 +94,15 @@ pub struct Faults {
     pub reset: f64,
     pub lose_response: f64,
     pub stall: f64,
+    /// A stall lasts from half of this to all of it.
     pub stall_for: Duration,
     pub slow_down: f64,
-    /// Bytes per second in each direction, when capped.
+    /// Bytes per second in each direction, when capped (for every request, whatever `only`).
     pub bandwidth: Option<u64>,
+    /// The requests the faults above may hit (every request when `None`).
+    pub only: Option<fn(&RequestHead) -> bool>,
+    /// At most this many faults while these faults are set (no limit when `None`).
+    pub limit: Option<u64>,
 }
 
 impl Faults {
@@ -112,6 +128,8 @@ pub struct Tapped {
     pub head: RequestHead,
     /// Whether Garage has answered it already (after [`Verdict::ForwardThenAsk`]).
     pub responded: bool,
+    /// The status code of Garage's answer, once it has answered.
+    pub status: Option<u16>,
     pub reply: oneshot::Sender<Verdict>,
 }
 
@@ -129,6 +147,9 @@ pub struct Counters {
     pub resets: AtomicU64,
     pub lost_responses: AtomicU64,
     pub stalls: AtomicU64,
+    /// Stalled requests whose client hung up before the stall ended (the client's attempt
+    /// timed out); they are dropped, never forwarded. Also counted in `stalls`.
+    pub stalls_abandoned: AtomicU64,
     pub slow_downs: AtomicU64,
 }
 
@@ -232,7 +253,7 @@ enum Plan {
 }
 
 async fn relay(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    let (head_bytes, early_body) = read_head(&mut client).await?;
+    let (head_bytes, mut early_body) = read_head(&mut client).await?;
     let Some(head) = parse_head(&head_bytes) else {
         return reset(client);
     };
@@ -251,18 +272,24 @@ async fn relay(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut ask_after_response = None;
     if let Some(sender) = tapped {
         let (reply, verdict) = oneshot::channel();
-        let _ = sender.send(Tapped { head: head.clone(), responded: false, reply });
+        let _ = sender.send(Tapped { head: head.clone(), responded: false, status: None, reply });
         match verdict.await.unwrap_or(Verdict::Forward) {
             Verdict::Forward => {}
             Verdict::Reset => return reset(client),
             Verdict::ForwardThenAsk => ask_after_response = Some(sender),
         }
     } else {
-        match plan(&faults, shared) {
+        match plan(&head, shared) {
             Plan::Forward => {}
             Plan::Stall(duration) => {
                 shared.counters.stalls.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(duration).await;
+                match hold(&mut client, duration).await {
+                    Some(received) => early_body.extend_from_slice(&received),
+                    None => {
+                        shared.counters.stalls_abandoned.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
             }
             Plan::SlowDown => {
                 shared.counters.slow_downs.fetch_add(1, Ordering::Relaxed);
@@ -319,7 +346,8 @@ async fn relay(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let mut response = Vec::new();
         upstream.read_to_end(&mut response).await?;
         let (reply, verdict) = oneshot::channel();
-        let _ = sender.send(Tapped { head, responded: true, reply });
+        let status = response_status(&response);
+        let _ = sender.send(Tapped { head, responded: true, status, reply });
         return match verdict.await.unwrap_or(Verdict::Forward) {
             Verdict::Reset => reset(client),
             Verdict::Forward | Verdict::ForwardThenAsk => {
@@ -343,8 +371,22 @@ async fn relay(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     up.and(down)
 }
 
-fn plan(faults: &Faults, shared: &Shared) -> Plan {
-    let mut random = lock(&shared.random);
+/// The fate of a request under the current faults (spending one of their `limit` on a fault).
+fn plan(head: &RequestHead, shared: &Shared) -> Plan {
+    let mut faults = lock(&shared.faults);
+    if faults.only.is_some_and(|only| !only(head)) || faults.limit == Some(0) {
+        return Plan::Forward;
+    }
+    let plan = draw(&faults, &mut lock(&shared.random));
+    if !matches!(plan, Plan::Forward) {
+        if let Some(limit) = faults.limit.as_mut() {
+            *limit -= 1;
+        }
+    }
+    plan
+}
+
+fn draw(faults: &Faults, random: &mut Random) -> Plan {
     let draw = random.unit();
     let mut threshold = faults.reset;
     if draw < threshold {
@@ -364,6 +406,25 @@ fn plan(faults: &Faults, shared: &Shared) -> Plan {
         return Plan::Stall(Duration::from_millis(millis / 2 + random.below(millis / 2 + 1)));
     }
     Plan::Forward
+}
+
+/// Holds a stalled request for `duration`, reading what the client sends meanwhile (the rest
+/// of its body); `None` when the client hangs up first, as a client whose attempt timed out
+/// does.
+async fn hold(client: &mut TcpStream, duration: Duration) -> Option<Vec<u8>> {
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let over = tokio::time::sleep(duration);
+    tokio::pin!(over);
+    loop {
+        tokio::select! {
+            () = &mut over => return Some(received),
+            read = client.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => return None,
+                Ok(read) => received.extend_from_slice(&buffer[..read]),
+            },
+        }
+    }
 }
 
 fn random_below(shared: &Shared, bound: u64) -> u64 {
@@ -422,6 +483,12 @@ pub fn parse_head(head: &[u8]) -> Option<RequestHead> {
         }
     }
     Some(RequestHead { method, target, content_length, expects_continue })
+}
+
+/// The status code of an HTTP response (`HTTP/1.1 404 Not Found` gives 404).
+pub fn response_status(response: &[u8]) -> Option<u16> {
+    let line = response.split(|byte| *byte == b'\r').next()?;
+    std::str::from_utf8(line).ok()?.split(' ').nth(1)?.parse().ok()
 }
 
 /// The head with any `Connection` header replaced by `Connection: close`.
@@ -522,11 +589,22 @@ mod tests {
     }
 
     #[test]
+    fn the_status_code_is_read_from_the_status_line() {
+        assert_eq!(response_status(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"), Some(404));
+        assert_eq!(response_status(b"HTTP/1.1 200 OK\r\n\r\n"), Some(200));
+        assert_eq!(response_status(b""), None);
+    }
+
+    #[test]
     fn s3_calls_are_recognised_by_method_path_and_query() {
         let head = |text: &str| parse_head(text.as_bytes()).expect("a head");
         assert!(head("POST /b/f/shard-0.rdb?uploadId=1 HTTP/1.1\r\n\r\n").is_complete());
         assert!(head("PUT /b/f/manifest.json HTTP/1.1\r\n\r\n").is_put_of("/manifest.json"));
         assert!(head("GET /b/f/shard-0.rdb.meta.json HTTP/1.1\r\n\r\n").is_get_of(".meta.json"));
         assert!(!head("PUT /b/f/shard-0.rdb?partNumber=1&uploadId=1 HTTP/1.1\r\n\r\n").is_put_of(".rdb"));
+        let delete = head("DELETE /b/soak/ns/f/manifest.json HTTP/1.1\r\n\r\n");
+        assert!(delete.is_delete_of("/manifest.json") && delete.key_starts_with("soak/ns/f/"));
+        assert!(!delete.key_starts_with("ns/f/"));
+        assert!(!head("DELETE /b/f/shard-0.rdb?uploadId=1 HTTP/1.1\r\n\r\n").is_delete_of(".rdb"));
     }
 }

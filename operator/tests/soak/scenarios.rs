@@ -8,17 +8,21 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferrocache_node::s3::{self, S3Client, S3Error, S3Settings, StaticCredentials};
+use ferrocache_operator::backup::FINALIZER;
 use ferrocache_operator::condition::{self, State};
 use ferrocache_operator::context::error_chain;
 use ferrocache_operator::crd::{Backup, RedisCluster, Restore};
 use ferrocache_operator::node_client::{JobStatus, NodeConnection, NODE_PORT};
 use ferrocache_testbed::harness::{wait_for, HarnessError, TestBed, TestNamespace};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::DeleteParams;
-use kube::Api;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::{Api, ResourceExt};
+use tokio::sync::mpsc;
 
 use crate::bed::{self, Daemon, Operator, ProcessError};
-use crate::proxy::{FaultProxy, Faults, ProxyError, RequestHead, Verdict};
+use crate::proxy::{FaultProxy, Faults, ProxyError, RequestHead, Tapped, Verdict};
 use crate::random::Random;
 use crate::tally::{Row, Tally};
 use crate::writer::{self, WriteLog, Writer};
@@ -105,15 +109,18 @@ impl Settings {
 }
 
 /// Every scenario, in the order they run.
-pub const SCENARIOS: [&str; 16] = [
+pub const SCENARIOS: [&str; 19] = [
     "steady-fork",
     "steady-forkless",
     "node-kill-fork",
     "node-kill-forkless",
     "garage-kill",
     "s3-faults",
+    "s3-stall-timeout",
     "uploader-kill-before-complete",
     "operator-kill-backup",
+    "operator-kill-backup-start",
+    "operator-kill-finalizer",
     "operator-kill-restore",
     "apiserver-restart",
     "restore-corrupt",
@@ -128,6 +135,26 @@ pub const SCENARIOS: [&str; 16] = [
 /// node reads 6 ranges at a time, so 50 MB take about 8 s and a fault 1.5 s in lands
 /// mid-preload.
 const RESTORE_BANDWIDTH: u64 = 1 << 20;
+
+/// The source node's `s3-request-timeout` in s3-stall-timeout: one attempt of an 8 MiB
+/// UploadPart may then take 2 s plus 8 s for its body (1 MiB/s), a CompleteMultipartUpload
+/// 2 s plus 50 ms per part.
+const STALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// The node's default `s3-request-timeout`, set again after s3-stall-timeout.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// UploadPart requests stalled in s3-stall-timeout: the first attempts of the four parts the
+/// node has in flight, then two of their retries (the fifth part waits for a free slot).
+const STALLED_PARTS: u64 = 6;
+/// How long a stalled UploadPart is held unless the node hangs up first (half to all of it):
+/// longer than any attempt may take.
+const PART_STALL: Duration = Duration::from_secs(40);
+/// How long Garage's answer to the CompleteMultipartUpload is withheld in s3-stall-timeout:
+/// past the attempt's timeout (2 s plus 50 ms a part, 2.3 s for the 6 parts of the ~49 MB
+/// snapshot).
+const COMPLETION_HOLD: Duration = Duration::from_secs(4);
+/// How long a deleted Backup may take to go once its operator is back, before it counts as
+/// stuck.
+const DELETION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A restore caught in the middle of its preload (see `restore_until_mid_preload`).
 struct MidPreload {
@@ -281,8 +308,11 @@ impl Soak {
             "node-kill-forkless" => self.node_kill("Forkless", row).await,
             "garage-kill" => self.garage_kill(row).await,
             "s3-faults" => self.s3_faults(if run.is_multiple_of(2) { "Fork" } else { "Forkless" }, row).await,
+            "s3-stall-timeout" => self.s3_stall_timeout(row).await,
             "uploader-kill-before-complete" => self.uploader_kill(row).await,
             "operator-kill-backup" => self.operator_kill_backup(row).await,
+            "operator-kill-backup-start" => self.operator_kill_backup_start(row).await,
+            "operator-kill-finalizer" => self.operator_kill_finalizer(row).await,
             "operator-kill-restore" => self.operator_kill_restore(row).await,
             "apiserver-restart" => self.apiserver_restart(row).await,
             "restore-corrupt" => self.restore_corrupt(row).await,
@@ -401,6 +431,7 @@ impl Soak {
             stall: 0.08,
             stall_for: Duration::from_secs(4),
             bandwidth: Some(16 << 20),
+            ..Faults::none()
         });
         let requested = Instant::now();
         self.create_backup(&name, &self.proxy.endpoint(), Some(method)).await?;
@@ -416,6 +447,136 @@ impl Soak {
         if ended != Ended::Available {
             let message = self.backup_message(&name).await;
             self.tally.note("s3-faults", format!("a backup under S3 faults ended {ended:?}: {message}"));
+        }
+        self.delete_backup(&name).await
+    }
+
+    /// S3 stalling longer than the node's attempt timeout, lowered to 2 s on the source
+    /// (`s3-request-timeout`), so the timeout path itself runs (the stalls of s3-faults stay
+    /// under the default 30 s). Two backups a run: the first six UploadPart requests held
+    /// (20-40 s) until the node hangs up, an attempt being allowed 2 s plus 8 s for its 8 MiB
+    /// body, so the four parts in flight time out once and two of them twice; then the
+    /// CompleteMultipartUpload carried out by Garage and its answer withheld past the
+    /// timeout, so the node's retry finds the upload already completed (an attempt that timed
+    /// out and yet took effect). Each backup must end Available and restore exactly; the
+    /// proxy counts the stalled attempts the node gave up on.
+    async fn s3_stall_timeout(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let source = self.serving_address(SOURCE).await?;
+        config_set(source, "s3-request-timeout", &STALL_REQUEST_TIMEOUT.as_millis().to_string()).await?;
+        let result = async {
+            self.stall_parts(source, row).await?;
+            self.stall_completion_answer(source, row).await
+        }
+        .await;
+        self.proxy.set_faults(Faults::none());
+        self.proxy.untap();
+        let reset = config_set(source, "s3-request-timeout", &DEFAULT_REQUEST_TIMEOUT.as_millis().to_string()).await;
+        result.and(reset)
+    }
+
+    /// s3-stall-timeout, first backup: UploadPart attempts stalled past their timeout.
+    async fn stall_parts(&mut self, source: SocketAddr, row: &mut Row) -> Result<(), SoakError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let writer = self.start_writer(source).await?;
+        let name = self.name("stallparts");
+        let counters = self.proxy.counters();
+        let (stalls_before, abandoned_before) =
+            (counters.stalls.load(Relaxed), counters.stalls_abandoned.load(Relaxed));
+        self.proxy.set_faults(Faults {
+            stall: 1.0,
+            stall_for: PART_STALL,
+            only: Some(RequestHead::is_upload_part),
+            limit: Some(STALLED_PARTS),
+            ..Faults::none()
+        });
+        let requested = Instant::now();
+        let ended = match self.create_backup(&name, &self.proxy.endpoint(), Some("Fork")).await {
+            Ok(()) => self.await_backup(&name).await,
+            Err(error) => Err(error),
+        };
+        let took = requested.elapsed();
+        self.proxy.set_faults(Faults::none());
+        let ended = ended?;
+        let counters = self.proxy.counters();
+        let stalled = counters.stalls.load(Relaxed) - stalls_before;
+        let abandoned = counters.stalls_abandoned.load(Relaxed) - abandoned_before;
+        row.faults += stalled;
+        let scenario = "s3-stall-timeout";
+        let upload = self.node_upload_line(SOURCE, &name).await.unwrap_or_else(|| "no upload line".to_owned());
+        self.tally.note(
+            scenario,
+            format!(
+                "Backup {name}: {stalled} UploadPart attempts stalled, {abandoned} of them given up by the node (timed out); ended {ended:?} after {:.0} s; node log: {upload}",
+                took.as_secs_f64()
+            ),
+        );
+        if abandoned < stalled {
+            self.tally.note(
+                scenario,
+                format!(
+                    "Backup {name}: {} stalled UploadPart attempts were waited out (at least {:?} each) instead of timing out",
+                    stalled - abandoned,
+                    PART_STALL / 2
+                ),
+            );
+        }
+        let log = writer.stop().await;
+        self.account_backup(&name, ended, Some((&log, requested)), row).await?;
+        if ended != Ended::Available {
+            let message = self.backup_message(&name).await;
+            self.tally.note(scenario, format!("Backup {name} with stalled parts ended {ended:?}: {message}"));
+        }
+        self.delete_backup(&name).await
+    }
+
+    /// s3-stall-timeout, second backup: the CompleteMultipartUpload carried out, its answer
+    /// withheld past the node's timeout, then the node's retry let through.
+    async fn stall_completion_answer(&mut self, source: SocketAddr, row: &mut Row) -> Result<(), SoakError> {
+        let writer = self.start_writer(source).await?;
+        let name = self.name("stallcomplete");
+        let mut tap = self.proxy.tap(|head: &RequestHead| head.is_complete());
+        let requested = Instant::now();
+        self.create_backup(&name, &self.proxy.endpoint(), Some("Fork")).await?;
+        let timeout = self.settings.backup_timeout;
+        let held = receive(&mut tap, timeout, "the node's CompleteMultipartUpload").await?;
+        // A retry, once the node's attempt has timed out, is held by a new tap.
+        let mut retries = self.proxy.tap(|head: &RequestHead| head.is_complete());
+        let _ = held.reply.send(Verdict::ForwardThenAsk);
+        let answered = receive(&mut tap, timeout, "Garage's answer to the CompleteMultipartUpload").await?;
+        tokio::time::sleep(COMPLETION_HOLD).await;
+        // Too late if the node's attempt timed out: nobody reads it.
+        let _ = answered.reply.send(Verdict::Forward);
+        row.faults += 1;
+        let retry = tokio::time::timeout(Duration::from_secs(10), retries.recv()).await.ok().flatten();
+        self.proxy.untap();
+        let scenario = "s3-stall-timeout";
+        match retry {
+            Some(retry) => {
+                let _ = retry.reply.send(Verdict::ForwardThenAsk);
+                let answered = receive(&mut retries, timeout, "Garage's answer to the retried completion").await?;
+                let status = answered.status.map_or_else(|| "nothing".to_owned(), |status| status.to_string());
+                let _ = answered.reply.send(Verdict::Forward);
+                self.tally.note(
+                    scenario,
+                    format!(
+                        "Backup {name}: the node retried its CompleteMultipartUpload after Garage's answer was withheld {COMPLETION_HOLD:?} (its attempt timed out); Garage answered the retry {status}"
+                    ),
+                );
+            }
+            None => self.tally.note(
+                scenario,
+                format!(
+                    "Backup {name}: no retry of the CompleteMultipartUpload within 10 s of Garage's answer withheld {COMPLETION_HOLD:?}: the attempt did not time out"
+                ),
+            ),
+        }
+        let ended = self.await_backup(&name).await?;
+        let log = writer.stop().await;
+        self.account_backup(&name, ended, Some((&log, requested)), row).await?;
+        if ended != Ended::Available {
+            let message = self.backup_message(&name).await;
+            self.tally
+                .note(scenario, format!("Backup {name} whose completion was answered late ended {ended:?}: {message}"));
         }
         self.delete_backup(&name).await
     }
@@ -508,6 +669,201 @@ impl Soak {
             self.delete_backup(&name).await?;
         }
         Ok(())
+    }
+
+    /// The operator killed between a Backup's creation and its first status write: down when
+    /// the Backup is created and started 2 s later, then SIGKILLed the moment a watch shows
+    /// the Backup with the operator's finalizer and no status yet (noted when the status was
+    /// there already: the kill came too late), restarted 1 s later. Each backup must become
+    /// Available once (one `Available` Event, one `SnapshotStarted`) and restore exactly.
+    async fn operator_kill_backup_start(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let scenario = "operator-kill-backup-start";
+        for step in ["down-at-creation", "finalizer-added"] {
+            let source = self.serving_address(SOURCE).await?;
+            let writer = self.start_writer(source).await?;
+            let name = self.name("opstart");
+            let requested = Instant::now();
+            if step == "down-at-creation" {
+                self.operator.kill();
+                self.create_backup(&name, &self.proxy.endpoint(), Some("Fork")).await?;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            } else {
+                let (in_event, after_kill) = self.kill_operator_when_finalized(&name).await?;
+                let outcome = match (in_event, after_kill) {
+                    (false, false) => "the operator was killed with the finalizer on and no status yet".to_owned(),
+                    (false, true) => "the watch showed the finalizer without a status, but the status was written before the kill took effect".to_owned(),
+                    (true, _) => "the status was already written when the watch first showed the finalizer: the kill came after the first status write".to_owned(),
+                };
+                self.tally.note(scenario, format!("{step}, Backup {name}: {outcome}"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            row.faults += 1;
+            self.operator.start().map_err(SoakError::Process)?;
+            let ended = self.await_backup(&name).await?;
+            let log = writer.stop().await;
+            self.account_backup(&name, ended, Some((&log, requested)), row).await?;
+            if ended == Ended::Available {
+                let (available, started) = self.count_backup_events(&name).await?;
+                if (available, started) != (1, 1) {
+                    self.tally.note(
+                        scenario,
+                        format!("{step}, Backup {name}: {available} Available Events and {started} SnapshotStarted Events, not one each"),
+                    );
+                }
+            } else {
+                let message = self.backup_message(&name).await;
+                self.tally.note(scenario, format!("{step}, Backup {name} ended {ended:?}: {message}"));
+            }
+            self.delete_backup(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// The operator killed while its finalizer deletes a deleted Backup's objects (its S3
+    /// requests go through the proxy), restarted 1 s later: holding its first DELETE under the
+    /// backup's folder (the manifest), reset; that DELETE carried out by Garage and its answer
+    /// withheld; its last DELETE (the sidecar) carried out and its answer withheld, so only
+    /// the finalizer's removal is left. Each Backup must go within 60 s (else stuck, and its
+    /// finalizer is removed by hand), and nothing may remain under its folder: no object
+    /// (counted as left), no open multipart upload. Last, a Backup deleted while the operator
+    /// is down after starting its snapshot (see `deleted_mid_snapshot`).
+    async fn operator_kill_finalizer(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let scenario = "operator-kill-finalizer";
+        let mut gone_after = Vec::new();
+        for step in ["holding-first-delete", "first-delete-answered", "last-delete-answered"] {
+            let name = self.name("opkillfin");
+            self.create_backup(&name, &self.proxy.endpoint(), None).await?;
+            let ended = self.await_backup(&name).await?;
+            self.account_store(&name, ended, row).await?;
+            if ended != Ended::Available {
+                return Err(SoakError::Missing {
+                    what: "an available backup to delete",
+                    detail: format!("{name}: {ended:?}"),
+                });
+            }
+            let folder = self.folder(&name);
+            let suffix = if step == "last-delete-answered" { ".meta.json" } else { "" };
+            let mut tap =
+                self.proxy.tap(move |head: &RequestHead| head.is_delete_of(suffix) && head.key_starts_with(&folder));
+            let backups: Api<Backup> = self.namespace.api();
+            ignore_missing(backups.delete(&name, &DeleteParams::default()).await.map(|_| ()))
+                .map_err(kube_error(format!("delete Backup {name}")))?;
+            let held = receive(&mut tap, DELETION_TIMEOUT, "the operator's DELETE").await?;
+            eprintln!("soak: operator killed at {step}, {} {}", held.head.method, held.head.target);
+            if step == "holding-first-delete" {
+                self.operator.kill();
+                let _ = held.reply.send(Verdict::Reset);
+            } else {
+                let _ = held.reply.send(Verdict::ForwardThenAsk);
+                let answered = receive(&mut tap, DELETION_TIMEOUT, "Garage's answer to the DELETE").await?;
+                self.operator.kill();
+                let _ = answered.reply.send(Verdict::Reset);
+            }
+            row.faults += 1;
+            self.proxy.untap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.operator.start().map_err(SoakError::Process)?;
+            let restarted = Instant::now();
+            let gone = wait(&format!("Backup {name} to be deleted"), DELETION_TIMEOUT, || async {
+                matches!(backups.get_opt(&name).await, Ok(None)).then_some(())
+            })
+            .await;
+            if gone.is_err() {
+                row.stuck += 1;
+                let message = self.backup_message(&name).await;
+                self.tally.note(
+                    scenario,
+                    format!("{step}: Backup {name} was still there {DELETION_TIMEOUT:?} after the operator restarted ({message}); its finalizer was removed by hand"),
+                );
+                backups
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+                    )
+                    .await
+                    .map_err(kube_error(format!("remove the finalizer of Backup {name}")))?;
+            } else {
+                gone_after.push(format!("{name} ({step}) {:.1} s", restarted.elapsed().as_secs_f64()));
+            }
+            self.account_deleted_folder(&name, &format!("{scenario} ({step})"), row).await?;
+        }
+        if !gone_after.is_empty() {
+            self.tally.note(scenario, format!("Backups gone after the operator restarted: {}", gone_after.join(", ")));
+        }
+        self.deleted_mid_snapshot(row).await
+    }
+
+    /// operator-kill-finalizer, last step: the operator SIGKILLed the moment the node has
+    /// taken its `BACKUP START` (noted whether its status already recorded the shard), the
+    /// Backup deleted while the operator is down, the operator restarted 1 s later. The Backup may go only once nothing more can appear
+    /// under its folder: once the node's job has ended (plus 5 s), nothing may remain there.
+    async fn deleted_mid_snapshot(&mut self, row: &mut Row) -> Result<(), SoakError> {
+        let scenario = "operator-kill-finalizer";
+        let step = "deleted-mid-snapshot";
+        let source = self.serving_address(SOURCE).await?;
+        self.slow_snapshots(source, Some("Fork")).await?;
+        let name = self.name("opkillfin");
+        let recorded = self.kill_operator_when_node_starts(&name).await?;
+        let backups: Api<Backup> = self.namespace.api();
+        let job_id = backups
+            .get(&name)
+            .await
+            .map_err(kube_error(format!("read Backup {name}")))?
+            .status
+            .and_then(|status| status.job_id)
+            .ok_or(SoakError::Missing { what: "the job id of a started backup", detail: name.clone() })?;
+        ignore_missing(backups.delete(&name, &DeleteParams::default()).await.map(|_| ()))
+            .map_err(kube_error(format!("delete Backup {name}")))?;
+        row.faults += 1;
+        row.backups_taken += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.operator.start().map_err(SoakError::Process)?;
+        let restarted = Instant::now();
+        let gone = wait(&format!("Backup {name} to be deleted"), DELETION_TIMEOUT, || async {
+            matches!(backups.get_opt(&name).await, Ok(None)).then_some(())
+        })
+        .await;
+        let gone_after = restarted.elapsed();
+        let job_end = wait(&format!("the node's job {job_id} to end"), Duration::from_secs(90), || async {
+            let mut node = NodeConnection::connect(source, None).await.ok()?;
+            match node.backup_status(&job_id).await.ok()? {
+                Some(job) if !job.is_finished() => None,
+                Some(job) => Some(job.state),
+                None => Some("gone".to_owned()),
+            }
+        })
+        .await;
+        let ended_after = restarted.elapsed();
+        self.unslow(source).await?;
+        let job_end = job_end?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let shard = if recorded { "with" } else { "before" };
+        let went = match gone {
+            Ok(()) => format!("the Backup went {:.1} s after the operator restarted", gone_after.as_secs_f64()),
+            Err(_) => {
+                row.stuck += 1;
+                backups
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+                    )
+                    .await
+                    .map_err(kube_error(format!("remove the finalizer of Backup {name}")))?;
+                format!(
+                    "the Backup was still there {DELETION_TIMEOUT:?} after the operator restarted; its finalizer was removed by hand"
+                )
+            }
+        };
+        self.tally.note(
+            scenario,
+            format!(
+                "{step}: Backup {name}, operator killed {shard} its status recorded the shard: {went}, the node's job ended ({job_end}) {:.1} s after the restart",
+                ended_after.as_secs_f64()
+            ),
+        );
+        self.account_deleted_folder(&name, &format!("{scenario} ({step})"), row).await
     }
 
     /// The operator killed at each step of a restore; each restore must complete and hold
@@ -787,6 +1143,128 @@ impl Soak {
             });
         }
         Ok((name, requested, log))
+    }
+
+    /// Creates Backup `name` under a watch of it, and SIGKILLs the operator as soon as the
+    /// watch shows the Backup with the operator's finalizer. Returns whether the Backup had a
+    /// status in that event, and whether it had one just after the kill.
+    async fn kill_operator_when_finalized(&mut self, name: &str) -> Result<(bool, bool), SoakError> {
+        let backups: Api<Backup> = self.namespace.api();
+        let listed =
+            backups.list_metadata(&ListParams::default().limit(1)).await.map_err(kube_error("list Backups"))?;
+        let version = listed.metadata.resource_version.unwrap_or_default();
+        let params = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(120);
+        let events = backups.watch(&params, &version).await.map_err(kube_error(format!("watch Backup {name}")))?;
+        let mut events = std::pin::pin!(events);
+        self.create_backup(name, &self.proxy.endpoint(), Some("Fork")).await?;
+        let timeout = Duration::from_secs(60);
+        let finalized = tokio::time::timeout(timeout, async {
+            while let Some(event) = events.next().await {
+                if let Ok(WatchEvent::Added(backup) | WatchEvent::Modified(backup)) = event {
+                    if backup.finalizers().iter().any(|finalizer| finalizer == FINALIZER) {
+                        return Some(backup.status.is_some());
+                    }
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(in_event) = finalized else {
+            return Err(SoakError::Timeout { what: format!("the finalizer on Backup {name}"), timeout });
+        };
+        self.operator.kill();
+        let after_kill = backups.get(name).await.map_err(kube_error(format!("read Backup {name}")))?.status.is_some();
+        Ok((in_event, after_kill))
+    }
+
+    /// Creates Backup `name` and SIGKILLs the operator as soon as the node has taken its
+    /// `BACKUP START`: when the node's first S3 request (its HEAD of the bucket, after the
+    /// operator's GET of the manifest) reaches the proxy, which holds it until the kill.
+    /// Returns whether the status recorded the shard just after the kill (the operator records
+    /// it after the node's answer and its `SnapshotStarted` Event: then the kill came too late).
+    async fn kill_operator_when_node_starts(&mut self, name: &str) -> Result<bool, SoakError> {
+        let folder = self.folder(name);
+        let mut destination =
+            self.proxy.tap(move |head: &RequestHead| head.is_get_of("/manifest.json") && head.key_starts_with(&folder));
+        self.create_backup(name, &self.proxy.endpoint(), Some("Fork")).await?;
+        let timeout = Duration::from_secs(60);
+        let checked = receive(&mut destination, timeout, "the operator's GET of the manifest").await?;
+        let mut node_started = self.proxy.tap(|head: &RequestHead| head.method == "HEAD");
+        let _ = checked.reply.send(Verdict::Forward);
+        let held = receive(&mut node_started, timeout, "the node's HEAD of the bucket").await?;
+        self.operator.kill();
+        let _ = held.reply.send(Verdict::Forward);
+        let backups: Api<Backup> = self.namespace.api();
+        let backup = backups.get(name).await.map_err(kube_error(format!("read Backup {name}")))?;
+        Ok(backup.status.is_some_and(|status| !status.shards.is_empty()))
+    }
+
+    /// The Events about Backup `name` that say it became Available, and that its snapshot
+    /// started (an Event one operator repeats counts as often as its series says), once the
+    /// first of the former has arrived.
+    async fn count_backup_events(&self, name: &str) -> Result<(u64, u64), SoakError> {
+        let events: Api<Event> = self.namespace.api();
+        let count = |list: &[Event], reason: &str| -> u64 {
+            list.iter()
+                .filter(|event| {
+                    event.reason.as_deref() == Some(reason)
+                        && event.regarding.as_ref().is_some_and(|regarding| {
+                            regarding.kind.as_deref() == Some("Backup") && regarding.name.as_deref() == Some(name)
+                        })
+                })
+                .map(|event| event.series.as_ref().map_or(1, |series| u64::try_from(series.count).unwrap_or(1)))
+                .sum()
+        };
+        let listed = wait(&format!("the Available Event of Backup {name}"), Duration::from_secs(10), || async {
+            let list = events.list(&ListParams::default()).await.ok()?.items;
+            (count(&list, State::Available.reason()) > 0).then_some(list)
+        })
+        .await?;
+        Ok((count(&listed, State::Available.reason()), count(&listed, "SnapshotStarted")))
+    }
+
+    /// Counts what a deleted Backup left under its folder, objects as left and open multipart
+    /// uploads as orphaned (noted for `scenario`), and removes them so the next run starts clean.
+    async fn account_deleted_folder(&mut self, name: &str, scenario: &str, row: &mut Row) -> Result<(), SoakError> {
+        let folder = self.folder(name);
+        let objects = s3::list_objects(&self.s3, &self.bucket, &folder).await.map_err(store_error("list objects"))?;
+        for object in objects {
+            row.leftovers += 1;
+            self.tally.note(scenario, format!("deleted Backup {name} left {}", object.key));
+            s3::delete_single_object(&self.s3, &self.bucket, &object.key)
+                .await
+                .map_err(store_error(format!("delete {}", object.key)))?;
+        }
+        let uploads =
+            s3::list_incomplete_uploads(&self.s3, &self.bucket, &folder).await.map_err(store_error("list uploads"))?;
+        if !uploads.is_empty() {
+            row.orphaned_uploads += uploads.len() as u64;
+            self.tally.note(scenario, format!("deleted Backup {name} left {} open multipart upload(s)", uploads.len()));
+            s3::abort_incomplete_uploads(&self.s3, &self.bucket, &folder, Duration::ZERO)
+                .await
+                .map_err(store_error("abort uploads"))?;
+        }
+        Ok(())
+    }
+
+    /// What the node of `cluster` logged about the upload of Backup `backup`'s data object:
+    /// the end of its last `uploaded` or `upload failed` line (sizes, parts, duration, error).
+    async fn node_upload_line(&self, cluster: &str, backup: &str) -> Option<String> {
+        let directory = self.bed.local_pod_dir(&self.namespace.name, &format!("{cluster}-0"))?;
+        let log = tokio::fs::read_to_string(directory.join(format!("{NODE_CONTAINER}.log"))).await.ok()?;
+        let key = format!("key={}shard-0.rdb}}", self.folder(backup));
+        log.lines()
+            .rev()
+            .map(strip_colours)
+            .filter(|line| line.contains(&key))
+            .filter_map(|line| {
+                ["uploaded ", "upload failed "]
+                    .into_iter()
+                    .find_map(|marker| line.find(marker).map(|at| line[at..].trim().to_owned()))
+            })
+            .next()
     }
 
     fn name(&mut self, prefix: &str) -> String {
@@ -1182,6 +1660,7 @@ impl Soak {
         self.await_garage().await?;
         let source = self.serving_address(SOURCE).await?;
         config_set(source, "rdb-key-save-delay", "0").await?;
+        config_set(source, "s3-request-timeout", &DEFAULT_REQUEST_TIMEOUT.as_millis().to_string()).await?;
         let mut connection = connect(source).await?;
         let keys: u64 = redis::cmd("DBSIZE").query_async(&mut connection).await.map_err(|error| SoakError::Redis {
             action: "DBSIZE",
@@ -1206,6 +1685,38 @@ fn ignore_missing(result: Result<(), kube::Error>) -> Result<(), kube::Error> {
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         other => other,
     }
+}
+
+/// `line` without its ANSI colour sequences.
+fn strip_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut characters = line.chars();
+    while let Some(character) = characters.next() {
+        if character == '\u{1b}' {
+            // ESC [ parameters final-letter
+            for next in characters.by_ref() {
+                if next.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(character);
+        }
+    }
+    plain
+}
+
+/// The next request `tap` holds, or a timeout naming `what`.
+async fn receive(
+    tap: &mut mpsc::UnboundedReceiver<Tapped>,
+    timeout: Duration,
+    what: &str,
+) -> Result<Tapped, SoakError> {
+    tokio::time::timeout(timeout, tap.recv())
+        .await
+        .ok()
+        .flatten()
+        .ok_or(SoakError::Timeout { what: what.to_owned(), timeout })
 }
 
 /// Polls `check` every 250 ms until it yields a value or `timeout` passes (the harness's
@@ -1347,6 +1858,12 @@ mod tests {
         assert_ne!(static_value(7, 100), static_value(8, 100));
         assert_eq!(static_value(7, 100), static_value(7, 100));
         assert!(static_value(7, 100).starts_with(b"0000000007:"));
+    }
+
+    #[test]
+    fn colour_sequences_are_taken_out_of_log_lines() {
+        assert_eq!(strip_colours("\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m uploaded"), "2026  INFO uploaded");
+        assert_eq!(strip_colours("plain"), "plain");
     }
 
     #[test]
