@@ -598,11 +598,25 @@ async fn cleanup(backup: &Backup, context: &Context) -> Result<Action, BackupErr
     }
     let namespace = backup.namespace().unwrap_or_default();
     let status = backup.status.clone().unwrap_or_default();
-    if State::of(&status.conditions) == Some(State::Creating)
-        && !status.shards.is_empty()
-        && still_running(backup, context, &status).await
-    {
-        return Err(BackupError::InProgress);
+    // A backup that has not ended may have a node job writing its objects, even when no
+    // status says so (the operator may have died between starting the job and recording it):
+    // delete only once no job can write them any more.
+    if !matches!(State::of(&status.conditions), Some(State::Available | State::Failed)) {
+        match node_job(backup, context, &status).await {
+            NodeJob::Ended => {}
+            NodeJob::Running => return Err(BackupError::InProgress),
+            NodeJob::Unknown(why) if !deletion_out_of_patience(backup, context) => {
+                tracing::info!(backup = %backup.name_any(), %why, "waiting to learn whether the node still writes");
+                return Err(BackupError::InProgress);
+            }
+            NodeJob::Unknown(why) => {
+                let note = format!(
+                    "{why} for {} s: deleting the objects anyway; any the node writes later are left in S3",
+                    PATIENCE.as_secs()
+                );
+                context.event(&reference, true, "CleanupUnverified", "DeleteBackup", note).await;
+            }
+        }
     }
     let job_s3 = match store::job_settings(&context.client, &namespace, &backup.spec.destination.connection).await {
         Ok(settings) => settings,
@@ -637,29 +651,71 @@ async fn cleanup(backup: &Backup, context: &Context) -> Result<Action, BackupErr
     }
 }
 
-/// Whether a node is still writing the backup's snapshot (false when it cannot be asked).
-async fn still_running(backup: &Backup, context: &Context, status: &BackupStatus) -> bool {
+/// Whether a node job may still write a backup's objects.
+#[derive(Debug, PartialEq, Eq)]
+enum NodeJob {
+    /// The node reports the job running (or starting).
+    Running,
+    /// No job can write any more: it ended, the node never had it, or the node's process is
+    /// gone (jobs live in its memory).
+    Ended,
+    /// The node could not be asked, although its container runs.
+    Unknown(String),
+}
+
+/// Asks the node that a snapshot backup runs on about the backup's job, whose id is derived
+/// from the Backup, so the node can be asked even when no status recorded the job.
+async fn node_job(backup: &Backup, context: &Context, status: &BackupStatus) -> NodeJob {
+    let Some(cluster) = &backup.spec.cluster else {
+        return NodeJob::Ended;
+    };
     let namespace = backup.namespace().unwrap_or_default();
-    let (Some(shard), Some(job_id)) = (status.shards.first(), status.job_id.as_ref()) else {
-        return false;
+    let pod_name = match status.shards.first() {
+        Some(shard) => shard.pod.clone(),
+        None => format!("{}-0", crate::cluster::build::statefulset_name(cluster)),
     };
     let pods: Api<Pod> = Api::namespaced(context.client.clone(), &namespace);
-    let Some(address) = pods.get_opt(&shard.pod).await.ok().flatten().and_then(|pod| pod.status?.pod_ip?.parse().ok())
-    else {
-        return false;
+    let pod = match pods.get_opt(&pod_name).await {
+        Ok(pod) => pod,
+        Err(error) => return NodeJob::Unknown(format!("unable to read pod {pod_name}: {error}")),
     };
-    let Some(cluster) = &backup.spec.cluster else {
-        return false;
+    let running = pod.as_ref().and_then(|pod| {
+        let status = pod.status.as_ref()?;
+        let container =
+            status.container_statuses.as_ref()?.iter().find(|c| c.name == crate::cluster::build::NODE_CONTAINER)?;
+        container.state.as_ref()?.running.as_ref()?;
+        status.pod_ip.as_ref()?.parse::<std::net::IpAddr>().ok()
+    });
+    let Some(address) = running else {
+        return NodeJob::Ended;
     };
     let clusters: Api<RedisCluster> = Api::namespaced(context.client.clone(), &namespace);
     let password = match clusters.get_opt(cluster).await.ok().flatten().and_then(|c| c.spec.password_secret) {
         Some(reference) => crate::cluster::read_password(context, &namespace, &reference).await.ok(),
         None => None,
     };
-    let Ok(mut node) = NodeConnection::connect(SocketAddr::new(address, NODE_PORT), password.as_deref()).await else {
-        return false;
+    let job_id = status.job_id.clone().unwrap_or_else(|| job_id(backup));
+    let answer = match NodeConnection::connect(SocketAddr::new(address, NODE_PORT), password.as_deref()).await {
+        Ok(mut node) => node.backup_status(&job_id).await,
+        Err(NodeError::Connect { source, .. }) if source.is_connection_refusal() => return NodeJob::Ended,
+        Err(error) => Err(error),
     };
-    matches!(node.backup_status(job_id).await, Ok(Some(job)) if !job.is_finished())
+    match answer {
+        Ok(Some(job)) if !job.is_finished() => NodeJob::Running,
+        Ok(_) => NodeJob::Ended,
+        Err(error) => {
+            NodeJob::Unknown(format!("node {pod_name} could not be asked about job {job_id}: {}", error_chain(&error)))
+        }
+    }
+}
+
+/// Whether the Backup has been waiting to be deleted for longer than [`PATIENCE`].
+fn deletion_out_of_patience(backup: &Backup, context: &Context) -> bool {
+    backup
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .is_some_and(|since| context.now().as_millisecond() - since.0.as_millisecond() > PATIENCE.as_millis() as i64)
 }
 
 /// Writes `status` with the conditions of `state` (see [`crate::status::write`]).

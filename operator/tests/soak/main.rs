@@ -20,6 +20,7 @@ mod proxy;
 mod random;
 mod scenarios;
 mod tally;
+mod typed;
 mod writer;
 
 use std::time::Instant;

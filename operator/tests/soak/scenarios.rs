@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferrocache_node::s3::{self, S3Client, S3Error, S3Settings, StaticCredentials};
-use ferrocache_operator::backup::FINALIZER;
+use ferrocache_operator::backup::{job_id, FINALIZER};
 use ferrocache_operator::condition::{self, State};
 use ferrocache_operator::context::error_chain;
-use ferrocache_operator::crd::{Backup, RedisCluster, Restore};
-use ferrocache_operator::node_client::{JobStatus, NodeConnection, NODE_PORT};
+use ferrocache_operator::crd::{Backup, RedisCluster, Restore, S3Connection, SnapshotMethod};
+use ferrocache_operator::node_client::{JobS3, JobStatus, NodeConnection, NODE_PORT};
 use ferrocache_testbed::harness::{wait_for, HarnessError, TestBed, TestNamespace};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -25,7 +25,10 @@ use crate::bed::{self, Daemon, Operator, ProcessError};
 use crate::proxy::{FaultProxy, Faults, ProxyError, RequestHead, Tapped, Verdict};
 use crate::random::Random;
 use crate::tally::{Row, Tally};
+use crate::typed;
 use crate::writer::{self, WriteLog, Writer};
+
+mod schedule;
 
 /// Why a step of the soak could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +112,7 @@ impl Settings {
 }
 
 /// Every scenario, in the order they run.
-pub const SCENARIOS: [&str; 19] = [
+pub const SCENARIOS: [&str; 20] = [
     "steady-fork",
     "steady-forkless",
     "node-kill-fork",
@@ -121,6 +124,7 @@ pub const SCENARIOS: [&str; 19] = [
     "operator-kill-backup",
     "operator-kill-backup-start",
     "operator-kill-finalizer",
+    "scheduled-backups",
     "operator-kill-restore",
     "apiserver-restart",
     "restore-corrupt",
@@ -268,8 +272,7 @@ impl Soak {
             tally: Tally::default(),
         };
         soak.create_cluster(SOURCE).await?;
-        let address = soak.serving_address(SOURCE).await?;
-        load_static(address, soak.settings.static_keys, soak.settings.value_bytes).await?;
+        soak.reload_source().await?;
         Ok(soak)
     }
 
@@ -321,6 +324,7 @@ impl Soak {
             "restore-s3-faults" => self.restore_s3_faults(row).await,
             "local-disk-full" => crate::local::disk_full(self, row).await,
             "local-fsync-eio" => crate::local::fsync_eio(self, row).await,
+            "scheduled-backups" => self.scheduled_backups(row).await,
             other => Err(SoakError::Missing { what: "a scenario", detail: other.to_owned() }),
         }
     }
@@ -791,28 +795,74 @@ impl Soak {
         if !gone_after.is_empty() {
             self.tally.note(scenario, format!("Backups gone after the operator restarted: {}", gone_after.join(", ")));
         }
-        self.deleted_mid_snapshot(row).await
+        self.deleted_mid_snapshot("killed-at-node-start", row).await?;
+        self.deleted_mid_snapshot("job-unrecorded", row).await
     }
 
-    /// operator-kill-finalizer, last step: the operator SIGKILLed the moment the node has
-    /// taken its `BACKUP START` (noted whether its status already recorded the shard), the
-    /// Backup deleted while the operator is down, the operator restarted 1 s later. The Backup may go only once nothing more can appear
-    /// under its folder: once the node's job has ended (plus 5 s), nothing may remain there.
-    async fn deleted_mid_snapshot(&mut self, row: &mut Row) -> Result<(), SoakError> {
+    /// Sends the source node the `BACKUP START` of Backup `name` that the operator sends: the
+    /// job id derived from the Backup, its data object, through the proxy, with the bed's
+    /// credentials.
+    async fn start_job_as_the_operator(&self, name: &str, source: SocketAddr) -> Result<(), SoakError> {
+        let backups: Api<Backup> = self.namespace.api();
+        let backup = backups.get(name).await.map_err(kube_error(format!("read Backup {name}")))?;
+        let credential = |variable: &'static str| {
+            self.bed
+                .export(variable)
+                .map(str::to_owned)
+                .ok_or(SoakError::Missing { what: "a test bed export", detail: variable.to_owned() })
+        };
+        let job_s3 = JobS3 {
+            connection: S3Connection {
+                endpoint: Some(self.proxy.endpoint()),
+                region: Some(self.region.clone()),
+                force_path_style: true,
+                credentials_secret: None,
+            },
+            access_key_id: Some(credential("AWS_ACCESS_KEY_ID")?),
+            secret_access_key: Some(credential("AWS_SECRET_ACCESS_KEY")?),
+            session_token: None,
+        };
+        let uri = format!("s3://{}/{}shard-0.rdb", self.bucket, self.folder(name));
+        let mut node = NodeConnection::connect(source, None)
+            .await
+            .map_err(|error| SoakError::Local(format!("unable to reach node {source}: {}", error_chain(&error))))?;
+        node.backup_start(&job_id(&backup), &uri, Some(SnapshotMethod::Fork), &job_s3)
+            .await
+            .map_err(|error| SoakError::Local(format!("BACKUP START on {source}: {}", error_chain(&error))))?;
+        Ok(())
+    }
+
+    /// operator-kill-finalizer, last steps: a Backup deleted while the operator is down and its
+    /// node's job runs, the operator restarted 1 s later. The Backup may go only once nothing
+    /// more can appear under its folder: once the node's job has ended (plus 5 s), nothing may
+    /// remain there. Two ways to get there:
+    /// - `killed-at-node-start`: the operator SIGKILLed the moment the node has taken its
+    ///   `BACKUP START` (whether its status had recorded the shard by then is a race, noted);
+    /// - `job-unrecorded`: the operator SIGKILLed once its finalizer is on (no status yet), and
+    ///   the harness sends the node the `BACKUP START` the operator would have sent next (the
+    ///   job id derived from the Backup, the same object): the state of an operator that died
+    ///   between starting the job and recording it, every time.
+    async fn deleted_mid_snapshot(&mut self, step: &str, row: &mut Row) -> Result<(), SoakError> {
         let scenario = "operator-kill-finalizer";
-        let step = "deleted-mid-snapshot";
         let source = self.serving_address(SOURCE).await?;
         self.slow_snapshots(source, Some("Fork")).await?;
         let name = self.name("opkillfin");
-        let recorded = self.kill_operator_when_node_starts(&name).await?;
+        let recorded = match step {
+            "killed-at-node-start" => self.kill_operator_when_node_starts(&name).await?,
+            _ => {
+                let (in_event, after_kill) = self.kill_operator_when_finalized(&name).await?;
+                if in_event || after_kill {
+                    return Err(SoakError::Missing {
+                        what: "a Backup without status when the operator was killed",
+                        detail: format!("{name}: the status was written first"),
+                    });
+                }
+                self.start_job_as_the_operator(&name, source).await?;
+                false
+            }
+        };
         let backups: Api<Backup> = self.namespace.api();
-        let job_id = backups
-            .get(&name)
-            .await
-            .map_err(kube_error(format!("read Backup {name}")))?
-            .status
-            .and_then(|status| status.job_id)
-            .ok_or(SoakError::Missing { what: "the job id of a started backup", detail: name.clone() })?;
+        let job_id = job_id(&backups.get(&name).await.map_err(kube_error(format!("read Backup {name}")))?);
         ignore_missing(backups.delete(&name, &DeleteParams::default()).await.map(|_| ()))
             .map_err(kube_error(format!("delete Backup {name}")))?;
         row.faults += 1;
@@ -1439,10 +1489,12 @@ impl Soak {
         bed::kill_pod_container(&directory, NODE_CONTAINER).map_err(SoakError::Process)
     }
 
-    /// The source restarted empty: wait for it and load the static data again.
+    /// The source started or restarted empty: wait for it and load the static data, strings
+    /// and the other types.
     async fn reload_source(&self) -> Result<(), SoakError> {
         let address = self.serving_address(SOURCE).await?;
-        load_static(address, self.settings.static_keys, self.settings.value_bytes).await
+        load_static(address, self.settings.static_keys, self.settings.value_bytes).await?;
+        typed::load_typed(address).await
     }
 
     async fn await_garage(&self) -> Result<(), SoakError> {
@@ -1582,6 +1634,13 @@ impl Soak {
         if wrong > 0 {
             self.tally.note("verify", format!("Restore {restore}: {wrong} static keys differ"));
         }
+        let (compared, typed_wrong, first) = typed::verify_typed(address).await?;
+        row.keys_compared += compared;
+        row.mismatches += typed_wrong;
+        if let Some(first) = first {
+            self.tally.note("verify", format!("Restore {restore}: {typed_wrong} typed keys differ, first {first}"));
+        }
+        let wrong = wrong + typed_wrong;
         if let Some((log, requested)) = writes {
             let values = writer::read_back(address, self.settings.writer_keys)
                 .await
@@ -1668,7 +1727,7 @@ impl Soak {
             source: error,
         })?;
         if keys < self.settings.static_keys {
-            load_static(source, self.settings.static_keys, self.settings.value_bytes).await?;
+            self.reload_source().await?;
         }
         Ok(())
     }
