@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrocache_node::s3::{
-    abort_incomplete_uploads, delete_object, download_stream, head_object, list_incomplete_uploads, list_objects,
-    read_sidecar, upload_stream, DownloadOptions, Operation, S3Client, S3Error, S3Settings, Sidecar, StaticCredentials,
-    UploadOptions, UploadSummary,
+    abort_incomplete_uploads, delete_object, download_stream, get_small_object, head_object, list_incomplete_uploads,
+    list_objects, put_small_object, read_sidecar, upload_stream, DownloadOptions, Operation, S3Client, S3Error,
+    S3Settings, Sidecar, StaticCredentials, UploadOptions, UploadSummary,
 };
 use futures::{stream, Stream, StreamExt, TryStreamExt};
 use garage::Garage;
@@ -552,6 +552,57 @@ async fn a_missing_key_is_reported_as_no_such_key() {
     assert!(read_sidecar::<serde_json::Value>(&client, &bucket, "no/such/dump.rdb").await.expect("read").is_none());
     client.check_bucket(&bucket).await.expect("the bucket exists");
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_object_is_read_whole_a_missing_one_is_none_and_an_oversize_one_is_refused() {
+    let garage = Garage::shared();
+    let client = garage.client().await;
+    let bucket = garage.bucket(&client, "small-objects").await;
+    let body = Bytes::from_static(br#"{"kind":"manifest"}"#);
+    put_small_object(&client, &bucket, "a/manifest.json", body.clone(), "application/json").await.expect("put");
+
+    let read = get_small_object(&client, &bucket, "a/manifest.json", 1024).await.expect("read");
+    assert_eq!(read.as_deref(), Some(&body[..]));
+    assert_eq!(get_small_object(&client, &bucket, "a/none.json", 1024).await.expect("read"), None);
+    let error = get_small_object(&client, &bucket, "a/manifest.json", 4).await.expect_err("larger than 4 bytes");
+    assert!(!error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains("larger than 4 bytes"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_down_answer_to_a_small_read_is_retried() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Answers the first request 503 SlowDown, as S3 does under load, and the next with the object.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move {
+        let mut answered = 0;
+        while let Ok((mut connection, _)) = listener.accept().await {
+            let mut request = vec![0u8; 64 * 1024];
+            let _ = connection.read(&mut request).await;
+            let reply = if answered == 0 {
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                format!("HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+            } else {
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+                    .to_owned()
+            };
+            answered += 1;
+            let _ = connection.write_all(reply.as_bytes()).await;
+            let _ = connection.shutdown().await;
+        }
+    });
+    let settings = S3Settings {
+        endpoint: Some(format!("http://{address}")),
+        region: Some("garage".into()),
+        credentials: Some(StaticCredentials::new("GK0123456789abcdef01234567", "0".repeat(64))),
+        ..S3Settings::default()
+    };
+    let client = S3Client::connect(&settings).await.expect("client");
+    let read = get_small_object(&client, "backups", "a/manifest.json", 1024).await.expect("read after a retry");
+    assert_eq!(read.as_deref(), Some(&b"{}"[..]));
+    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

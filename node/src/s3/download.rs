@@ -316,29 +316,9 @@ pub async fn read_sidecar<M: DeserializeOwned>(
     key: &str,
 ) -> Result<Option<Sidecar<M>>, S3Error> {
     let sidecar = sidecar_key(key);
-    let target = Target::new(Operation::GetSidecar, bucket, &sidecar);
-    let result = with_retries(client, &target, client.body_allowance(MAX_SIDECAR_SIZE), |_| {
-        let request = client.sdk.get_object().bucket(bucket).key(&sidecar);
-        let target = &target;
-        async move {
-            let output = request.send().await.map_err(|error| classify(error, target))?;
-            if output.content_length().is_some_and(|length| length as u64 > MAX_SIDECAR_SIZE) {
-                return Err(Failure::Permanent(
-                    target.request(format!("the sidecar is larger than {MAX_SIDECAR_SIZE} bytes")),
-                ));
-            }
-            let body =
-                output.body.collect().await.map_err(|error| {
-                    Failure::transient(format!("reading the sidecar failed: {}", error_chain(&error)))
-                })?;
-            Ok(body.into_bytes())
-        }
-    })
-    .await;
-    let body = match result {
-        Ok(body) => body,
-        Err(S3Error::NoSuchKey { .. }) => return Ok(None),
-        Err(error) => return Err(error),
+    let Some(body) = get_whole(client, &Target::new(Operation::GetSidecar, bucket, &sidecar), MAX_SIDECAR_SIZE).await?
+    else {
+        return Ok(None);
     };
     serde_json::from_slice(&body).map(Some).map_err(|source| S3Error::Sidecar {
         operation: Operation::GetSidecar,
@@ -346,6 +326,41 @@ pub async fn read_sidecar<M: DeserializeOwned>(
         key: sidecar,
         source,
     })
+}
+
+/// Reads the whole of a small object `s3://bucket/key` (a manifest, say), retried as every
+/// request is: a `503 SlowDown` or a reset is not the answer. `None` when there is none; an
+/// object larger than `max_bytes` is refused.
+pub async fn get_small_object(
+    client: &S3Client,
+    bucket: &str,
+    key: &str,
+    max_bytes: u64,
+) -> Result<Option<Bytes>, S3Error> {
+    get_whole(client, &Target::new(Operation::GetObject, bucket, key), max_bytes).await
+}
+
+async fn get_whole(client: &S3Client, target: &Target, max_bytes: u64) -> Result<Option<Bytes>, S3Error> {
+    let result = with_retries(client, target, client.body_allowance(max_bytes), |_| {
+        let request = client.sdk.get_object().bucket(&target.bucket).key(&target.key);
+        async move {
+            let output = request.send().await.map_err(|error| classify(error, target))?;
+            if output.content_length().is_some_and(|length| length as u64 > max_bytes) {
+                return Err(Failure::Permanent(target.request(format!("the object is larger than {max_bytes} bytes"))));
+            }
+            let body =
+                output.body.collect().await.map_err(|error| {
+                    Failure::transient(format!("reading the object failed: {}", error_chain(&error)))
+                })?;
+            Ok(body.into_bytes())
+        }
+    })
+    .await;
+    match result {
+        Ok(body) => Ok(Some(body)),
+        Err(S3Error::NoSuchKey { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// An object listed under a prefix.

@@ -78,8 +78,8 @@ pub mod sidecar;
 pub mod upload;
 
 pub use download::{
-    check_bucket, download_stream, head_object, list_objects, read_sidecar, DownloadOptions, ObjectDownload,
-    ObjectInfo, ObjectSummary,
+    check_bucket, download_stream, get_small_object, head_object, list_objects, read_sidecar, DownloadOptions,
+    ObjectDownload, ObjectInfo, ObjectSummary,
 };
 pub use error::{BoxError, Operation, S3Error};
 pub use settings::{RetryPolicy, S3Client, S3Settings, S3Uri, StaticCredentials};

@@ -107,6 +107,9 @@ pub(super) async fn step(
                 format!("s3://{source_bucket}/{source_manifest_key} does not exist"),
             ));
         }
+        Err(manifest::ReadManifestError::Read { source, .. }) if source.is_transient() => {
+            return Err(BackupError::Store(source));
+        }
         Err(error) => return Ok(Step::Fail("SourceUnreadable", error_chain(&error))),
     };
     let bucket = &backup.spec.destination.bucket;

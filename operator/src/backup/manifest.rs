@@ -65,8 +65,13 @@ pub struct Manifest {
 /// Why a manifest could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadManifestError {
-    #[error("unable to read the manifest s3://{bucket}/{key}: {detail}")]
-    Read { bucket: String, key: String, detail: String },
+    #[error("unable to read the manifest s3://{bucket}/{key}")]
+    Read {
+        bucket: String,
+        key: String,
+        #[source]
+        source: ferrocache_node::s3::S3Error,
+    },
     #[error("s3://{bucket}/{key} is not a backup manifest")]
     Invalid {
         bucket: String,
@@ -76,25 +81,31 @@ pub enum ReadManifestError {
     },
 }
 
+impl ReadManifestError {
+    /// The reason for a condition when reading fails for good.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReadManifestError::Read { source, .. } => source.reason(),
+            ReadManifestError::Invalid { .. } => "ManifestInvalid",
+        }
+    }
+}
+
+/// The largest manifest read (a manifest is a few kilobytes).
+const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
 /// Reads the manifest `s3://bucket/key`; `Ok(None)` when there is none.
 pub async fn read(
     client: &ferrocache_node::s3::S3Client,
     bucket: &str,
     key: &str,
 ) -> Result<Option<Manifest>, ReadManifestError> {
-    let read_error =
-        |detail: String| ReadManifestError::Read { bucket: bucket.to_owned(), key: key.to_owned(), detail };
-    let output = match client.sdk().get_object().bucket(bucket).key(key).send().await {
-        Ok(output) => output,
-        Err(error) => {
-            let missing = error.as_service_error().is_some_and(|service| service.is_no_such_key());
-            if missing {
-                return Ok(None);
-            }
-            return Err(read_error(crate::context::error_chain(&error)));
-        }
+    let body = ferrocache_node::s3::get_small_object(client, bucket, key, MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|source| ReadManifestError::Read { bucket: bucket.to_owned(), key: key.to_owned(), source })?;
+    let Some(body) = body else {
+        return Ok(None);
     };
-    let body = output.body.collect().await.map_err(|error| read_error(error.to_string()))?.into_bytes();
     serde_json::from_slice(&body).map(Some).map_err(|source| ReadManifestError::Invalid {
         bucket: bucket.to_owned(),
         key: key.to_owned(),

@@ -24,7 +24,7 @@ use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{field, instrument, Span};
 
-use self::manifest::{BackupIdentity, ClusterMetadata, Manifest, ShardManifest};
+use self::manifest::{BackupIdentity, ClusterMetadata, Manifest, ReadManifestError, ShardManifest};
 use crate::condition::{self, State};
 use crate::context::{error_chain, object_key, Context};
 use crate::crd::{Backup, BackupShardStatus, BackupStatus, RedisCluster, RetainPolicy};
@@ -435,18 +435,18 @@ async fn snapshot_step(
     Ok(Step::Complete)
 }
 
-/// Aborts the multipart uploads left open under `key` by a node that died while uploading
+/// Aborts the multipart uploads left open under `key` by a writer (a node, a copy) that died
 /// (its parts would otherwise stay in the bucket, billed and invisible). Best effort: a
 /// failure is logged, and a bucket lifecycle rule remains the backstop.
 async fn abort_orphaned_upload(client: &S3Client, bucket: &str, key: &str) {
     match s3::abort_incomplete_uploads(client, bucket, key, Duration::ZERO).await {
         Ok(0) => {}
-        Ok(aborted) => tracing::info!(bucket, key, aborted, "aborted the upload a restarted node left open"),
+        Ok(aborted) => tracing::info!(bucket, key, aborted, "aborted the upload a dead writer left open"),
         Err(error) => tracing::warn!(
             error = &error as &dyn std::error::Error,
             bucket,
             key,
-            "unable to abort the upload a restarted node left open"
+            "unable to abort the upload a dead writer left open"
         ),
     }
 }
@@ -559,29 +559,38 @@ pub(crate) async fn check_destination(
         }
         Err(error) => return Ok(Some(Step::Fail(error.reason(), error_chain(&error)))),
     }
-    let existing = match client.sdk().get_object().bucket(bucket).key(manifest_key).send().await {
-        Ok(output) => output.body.collect().await.ok().map(|body| body.into_bytes()),
-        Err(_) => None,
+    // Whatever holds the manifest's key must be read for sure: taking a failed read for "no
+    // manifest" would write over another backup's data (one retained under the same name).
+    let in_use = || {
+        Step::Fail(
+            "DestinationInUse",
+            format!("s3://{bucket}/{manifest_key} already holds another backup; choose another prefix or name"),
+        )
     };
-    if let Some(body) = existing {
-        let uid = backup.meta().uid.clone().unwrap_or_default();
-        return Ok(Some(match serde_json::from_slice::<Manifest>(&body) {
-            Ok(document) if document.backup.uid == uid => {
-                let completed = document.backup.completed_at.parse().map(Time).unwrap_or(Time(context.now()));
-                complete(status, &document, format!("s3://{bucket}/{manifest_key}"), completed);
-                Step::Complete
+    match manifest::read(client, bucket, manifest_key).await {
+        Ok(None) => Ok(None),
+        Ok(Some(document)) if Some(&document.backup.uid) == backup.meta().uid.as_ref() => {
+            let completed = document.backup.completed_at.parse().map(Time).unwrap_or(Time(context.now()));
+            complete(status, &document, format!("s3://{bucket}/{manifest_key}"), completed);
+            Ok(Some(Step::Complete))
+        }
+        Ok(Some(_)) | Err(ReadManifestError::Invalid { .. }) => Ok(Some(in_use())),
+        Err(ReadManifestError::Read { source, .. }) if source.is_transient() => {
+            if out_of_patience(status, context) {
+                return Ok(Some(Step::Fail(source.reason(), error_chain(&source))));
             }
-            _ => Step::Fail(
-                "DestinationInUse",
-                format!("s3://{bucket}/{manifest_key} already holds another backup; choose another prefix or name"),
-            ),
-        }));
+            Ok(Some(Step::Wait(
+                Duration::from_secs(5),
+                format!("waiting for the object store: {}", error_chain(&source)),
+            )))
+        }
+        Err(error) => Ok(Some(Step::Fail(error.reason(), error_chain(&error)))),
     }
-    Ok(None)
 }
 
-/// Deletes the backup's objects unless it is retained: the manifest first (the backup is no
-/// longer complete), then each shard's data object and sidecar.
+/// Deletes the backup's objects unless it is retained, once no node job can write them any
+/// more: the manifest first (the backup is no longer complete), then each shard's data object
+/// and sidecar, and any upload a dead writer left open.
 async fn cleanup(backup: &Backup, context: &Context) -> Result<Action, BackupError> {
     let reference = backup.object_ref(&());
     if backup.spec.retain_policy == RetainPolicy::Retain {
@@ -631,7 +640,12 @@ async fn cleanup(backup: &Backup, context: &Context) -> Result<Action, BackupErr
     let folder = manifest::folder(&backup.spec.destination, &namespace, &backup.name_any());
     let result = async {
         s3::delete_single_object(&client, bucket, &manifest::manifest_key(&folder)).await?;
-        s3::delete_object(&client, bucket, &manifest::shard_key(&folder, 0)).await
+        let data_key = manifest::shard_key(&folder, 0);
+        s3::delete_object(&client, bucket, &data_key).await?;
+        // No job writes any more: an upload still open is a dead writer's (a node or a copy
+        // that died before the Backup failed), and would stay invisible and billed.
+        abort_orphaned_upload(&client, bucket, &data_key).await;
+        Ok(())
     }
     .await;
     match result {

@@ -263,6 +263,10 @@ async fn resolve_backup(name: &str, context: &Context, namespace: &str) -> Resul
             let message = format!("the manifest s3://{bucket}/{manifest_key} does not exist");
             return Ok(Outcome::Fail("ManifestUnreadable", message));
         }
+        Err(manifest::ReadManifestError::Read { source, .. }) if source.is_transient() => {
+            // Already retried; the store may come back: try again later rather than fail.
+            return Err(RestoreError::Store(source));
+        }
         Err(error @ manifest::ReadManifestError::Invalid { .. }) => {
             return Ok(Outcome::Fail("ManifestInvalid", error_chain(&error)));
         }

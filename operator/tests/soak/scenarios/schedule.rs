@@ -58,6 +58,8 @@ impl Soak {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         self.set_schedule(false).await?;
+        // A reconcile that read the schedule before it was removed may still create one.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         self.observe_automatic(&mut seen).await?;
         // The last ones may still run: let them end (retention may still expire older ones).
         let remaining = self.automatic_backups().await?;
