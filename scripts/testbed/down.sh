@@ -21,12 +21,19 @@ for pid_file in "$RUN"/kubelet/pods/*/*.pid; do
     fi
     rm -f "$pid_file"
 done
-# Pod IPs the stand-in left on lo (it removes them itself when it stops cleanly).
+# Pod IPs the stand-in left on lo (it removes them itself when it stops cleanly),
+# in this bed's pod CIDR only: another bed (the soak's) may be running beside it.
+pod_cidr="${FERROCACHE_KUBELET_POD_CIDR:-198.18.0.0/16}"
 while read -r address; do
     [[ -n "$address" ]] || continue
     tb_log "removing leftover pod address $address from lo"
     ip addr del "$address" dev lo 2>/dev/null || true
-done < <(ip -4 -o addr show dev lo label lo:ferrocache 2>/dev/null | awk '{print $4}')
+done < <(ip -4 -o addr show dev lo label lo:ferrocache 2>/dev/null | awk '{print $4}' |
+    python3 -c 'import ipaddress, sys
+network = ipaddress.ip_network(sys.argv[1])
+for line in sys.stdin:
+    if ipaddress.ip_interface(line.strip()).ip in network:
+        print(line.strip())' "$pod_cidr")
 tb_stop "$PIDS" kube-scheduler 10
 tb_stop "$PIDS" kube-controller-manager 10
 tb_stop "$PIDS" kube-apiserver 20

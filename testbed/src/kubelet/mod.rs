@@ -130,7 +130,7 @@ async fn clear_pod_addresses(config: &KubeletConfig) {
     if config.pod_cidr.is_loopback() {
         return;
     }
-    match network::remove_all().await {
+    match network::remove_all_in(&config.pod_cidr).await {
         Ok(0) => {}
         Ok(removed) => info!(removed, "removed stale pod addresses from lo"),
         Err(error) => warn!(error = &error as &dyn std::error::Error, "unable to remove stale pod addresses"),

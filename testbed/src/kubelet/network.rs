@@ -2,12 +2,16 @@
 //!
 //! A pod's IP is added to `lo` (as `IP/32`, label `lo:ferrocache`) before its
 //! containers start and removed when it stops, with the `ip` tool (iproute2;
-//! needs root). Every address with that label is stale once the stand-in is
-//! down: [`remove_all`] clears them at start and stop, and `down.sh` does too.
+//! needs root). Every address with that label in the stand-in's pod CIDR is
+//! stale once the stand-in is down: [`remove_all_in`] clears them at start and
+//! stop, and `down.sh` does too. Addresses outside the CIDR belong to another
+//! bed running beside this one (the soak's), and are left alone.
 
 use std::net::Ipv4Addr;
 
 use tokio::process::Command;
+
+use super::ipam::PodCidr;
 
 /// Label of the addresses the stand-in adds to `lo`.
 pub const ADDRESS_LABEL: &str = "lo:ferrocache";
@@ -57,11 +61,11 @@ pub async fn remove_address(address: Ipv4Addr) -> Result<(), NetworkError> {
     }
 }
 
-/// Removes every address labelled [`ADDRESS_LABEL`] from `lo`.
-pub async fn remove_all() -> Result<usize, NetworkError> {
+/// Removes every address labelled [`ADDRESS_LABEL`] within `cidr` from `lo`.
+pub async fn remove_all_in(cidr: &PodCidr) -> Result<usize, NetworkError> {
     let listing = ip(&["-4", "-o", "addr", "show", "dev", "lo", "label", ADDRESS_LABEL]).await?;
     let mut removed = 0;
-    for address in labelled_addresses(&listing) {
+    for address in labelled_addresses(&listing).into_iter().filter(|address| cidr.contains(*address)) {
         remove_address(address).await?;
         removed += 1;
     }
