@@ -736,15 +736,7 @@ impl Soak {
         let mut gone_after = Vec::new();
         for step in ["holding-first-delete", "first-delete-answered", "last-delete-answered"] {
             let name = self.name("opkillfin");
-            self.create_backup(&name, &self.proxy.endpoint(), None).await?;
-            let ended = self.await_backup(&name).await?;
-            self.account_store(&name, ended, row).await?;
-            if ended != Ended::Available {
-                return Err(SoakError::Missing {
-                    what: "an available backup to delete",
-                    detail: format!("{name}: {ended:?}"),
-                });
-            }
+            self.available_backup(&name, "an available backup to delete", row).await?;
             let folder = self.folder(&name);
             let suffix = if step == "last-delete-answered" { ".meta.json" } else { "" };
             let mut tap =
@@ -1013,15 +1005,7 @@ impl Soak {
     /// Restores from objects corrupted in three ways must fail, never serve.
     async fn restore_corrupt(&mut self, row: &mut Row) -> Result<(), SoakError> {
         let name = self.name("corrupt");
-        self.create_backup(&name, &self.proxy.endpoint(), None).await?;
-        let ended = self.await_backup(&name).await?;
-        self.account_store(&name, ended, row).await?;
-        if ended != Ended::Available {
-            return Err(SoakError::Missing {
-                what: "an available backup to corrupt",
-                detail: format!("{name}: {ended:?}"),
-            });
-        }
+        self.available_backup(&name, "an available backup to corrupt", row).await?;
         let folder = self.folder(&name);
         let data_key = format!("{folder}shard-0.rdb");
         let original = self.get_object(&data_key).await?;
@@ -1182,17 +1166,21 @@ impl Soak {
         let writer = self.start_writer(source).await?;
         let name = self.name(stem);
         let requested = Instant::now();
-        self.create_backup(&name, &self.proxy.endpoint(), None).await?;
-        let ended = self.await_backup(&name).await?;
+        let taken = self.available_backup(&name, "an available backup to restore", row).await;
         let log = writer.stop().await;
-        self.account_store(&name, ended, row).await?;
+        taken.map(|()| (name, requested, log))
+    }
+
+    /// Takes Backup `name` through the proxy, counts it and checks the store; an error (the
+    /// run cannot go on) unless it became available.
+    async fn available_backup(&mut self, name: &str, what: &'static str, row: &mut Row) -> Result<(), SoakError> {
+        self.create_backup(name, &self.proxy.endpoint(), None).await?;
+        let ended = self.await_backup(name).await?;
+        self.account_store(name, ended, row).await?;
         if ended != Ended::Available {
-            return Err(SoakError::Missing {
-                what: "an available backup to restore",
-                detail: format!("{name}: {ended:?}"),
-            });
+            return Err(SoakError::Missing { what, detail: format!("{name}: {ended:?}") });
         }
-        Ok((name, requested, log))
+        Ok(())
     }
 
     /// Creates Backup `name` under a watch of it, and SIGKILLs the operator as soon as the
