@@ -9,7 +9,7 @@
 # every available backup restored and every key compared. Prints the table (and
 # writes it to the report file).
 #
-#   scripts/soak.sh                      # about 10 minutes once everything is built
+#   scripts/soak.sh                      # about 25 minutes once everything is built
 #   FERROCACHE_SOAK_RUNS=1 scripts/soak.sh
 #   FERROCACHE_SOAK_SCENARIOS=s3-faults,restore-corrupt scripts/soak.sh
 #
