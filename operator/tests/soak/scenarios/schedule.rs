@@ -50,6 +50,8 @@ impl Soak {
             bandwidth: Some(16 << 20),
             ..Faults::none()
         });
+        // Events may carry whole seconds: count from a second before.
+        let since = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
         self.set_schedule(true).await?;
         let started = Instant::now();
         let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
@@ -71,11 +73,11 @@ impl Soak {
         self.proxy.set_faults(Faults::none());
         row.faults += self.proxy.counters().injected() - before;
         let log = writer.stop().await;
-        let skipped = self.skipped_events().await;
+        let skipped = self.skipped_events(since).await;
         self.tally.note(
             "scheduled-backups",
             format!(
-                "schedule {SCHEDULE:?} for {} s: {} automatic backups taken, {} kept by retention, {skipped} scheduled times skipped while one ran",
+                "schedule {SCHEDULE:?} for {} s: {} automatic backups taken, {} kept by retention, {skipped} scheduled time(s) skipped while one ran",
                 SCHEDULED_FOR.as_secs(),
                 seen.len(),
                 remaining.len()
@@ -190,11 +192,20 @@ impl Soak {
         Ok(())
     }
 
-    /// How many `BackupSkipped` Events the source cluster has (each a scheduled time skipped
-    /// while a backup ran; a repeated Event counts once per distinct message).
-    async fn skipped_events(&self) -> usize {
+    /// How many `BackupSkipped` Events were published since `since` (each a scheduled time
+    /// skipped while a backup ran; each has a message of its own, so none is a repeat).
+    async fn skipped_events(&self, since: jiff::Timestamp) -> usize {
         let events: Api<k8s_openapi::api::core::v1::Event> = self.namespace.api();
         let params = ListParams::default().fields("reason=BackupSkipped");
-        events.list(&params).await.map(|list| list.items.len()).unwrap_or(0)
+        let Ok(list) = events.list(&params).await else {
+            return 0;
+        };
+        list.items
+            .iter()
+            .filter_map(|event| {
+                event.event_time.as_ref().map(|time| time.0).or(event.last_timestamp.as_ref().map(|time| time.0))
+            })
+            .filter(|time| *time >= since)
+            .count()
     }
 }
