@@ -759,28 +759,14 @@ impl Soak {
             self.proxy.untap();
             tokio::time::sleep(Duration::from_secs(1)).await;
             self.operator.start().map_err(SoakError::Process)?;
-            let restarted = Instant::now();
-            let gone = wait(&format!("Backup {name} to be deleted"), DELETION_TIMEOUT, || async {
-                matches!(backups.get_opt(&name).await, Ok(None)).then_some(())
-            })
-            .await;
-            if gone.is_err() {
-                row.stuck += 1;
-                let message = self.backup_message(&name).await;
-                self.tally.note(
+            match self.await_deletion(&name, row).await? {
+                Ok(gone_after_restart) => {
+                    gone_after.push(format!("{name} ({step}) {:.1} s", gone_after_restart.as_secs_f64()));
+                }
+                Err(message) => self.tally.note(
                     scenario,
                     format!("{step}: Backup {name} was still there {DELETION_TIMEOUT:?} after the operator restarted ({message}); its finalizer was removed by hand"),
-                );
-                backups
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
-                    )
-                    .await
-                    .map_err(kube_error(format!("remove the finalizer of Backup {name}")))?;
-            } else {
-                gone_after.push(format!("{name} ({step}) {:.1} s", restarted.elapsed().as_secs_f64()));
+                ),
             }
             self.account_deleted_folder(&name, &format!("{scenario} ({step})"), row).await?;
         }
@@ -862,11 +848,7 @@ impl Soak {
         tokio::time::sleep(Duration::from_secs(1)).await;
         self.operator.start().map_err(SoakError::Process)?;
         let restarted = Instant::now();
-        let gone = wait(&format!("Backup {name} to be deleted"), DELETION_TIMEOUT, || async {
-            matches!(backups.get_opt(&name).await, Ok(None)).then_some(())
-        })
-        .await;
-        let gone_after = restarted.elapsed();
+        let gone = self.await_deletion(&name, row).await?;
         let job_end = wait(&format!("the node's job {job_id} to end"), Duration::from_secs(90), || async {
             let mut node = NodeConnection::connect(source, None).await.ok()?;
             match node.backup_status(&job_id).await.ok()? {
@@ -882,21 +864,10 @@ impl Soak {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let shard = if recorded { "with" } else { "before" };
         let went = match gone {
-            Ok(()) => format!("the Backup went {:.1} s after the operator restarted", gone_after.as_secs_f64()),
-            Err(_) => {
-                row.stuck += 1;
-                backups
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
-                    )
-                    .await
-                    .map_err(kube_error(format!("remove the finalizer of Backup {name}")))?;
-                format!(
-                    "the Backup was still there {DELETION_TIMEOUT:?} after the operator restarted; its finalizer was removed by hand"
-                )
-            }
+            Ok(gone_after) => format!("the Backup went {:.1} s after the operator restarted", gone_after.as_secs_f64()),
+            Err(_) => format!(
+                "the Backup was still there {DELETION_TIMEOUT:?} after the operator restarted; its finalizer was removed by hand"
+            ),
         };
         self.tally.note(
             scenario,
@@ -1261,6 +1232,28 @@ impl Soak {
         })
         .await?;
         Ok((count(&listed, State::Available.reason()), count(&listed, "SnapshotStarted")))
+    }
+
+    /// Waits, from the operator's restart, for deleted Backup `name` to go: `Ok` with how long
+    /// it took, or, after [`DELETION_TIMEOUT`], counts it stuck, removes its finalizer by hand
+    /// (so the next run starts clean) and returns its condition's message as `Err`.
+    async fn await_deletion(&self, name: &str, row: &mut Row) -> Result<Result<Duration, String>, SoakError> {
+        let backups: Api<Backup> = self.namespace.api();
+        let restarted = Instant::now();
+        let gone = wait(&format!("Backup {name} to be deleted"), DELETION_TIMEOUT, || async {
+            matches!(backups.get_opt(name).await, Ok(None)).then_some(())
+        })
+        .await;
+        if gone.is_ok() {
+            return Ok(Ok(restarted.elapsed()));
+        }
+        row.stuck += 1;
+        let message = self.backup_message(name).await;
+        backups
+            .patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})))
+            .await
+            .map_err(kube_error(format!("remove the finalizer of Backup {name}")))?;
+        Ok(Err(message))
     }
 
     /// Counts what a deleted Backup left under its folder, objects as left and open multipart
