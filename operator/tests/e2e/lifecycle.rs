@@ -27,6 +27,15 @@ fn nudge(env: &Env, namespace: &str, cluster: &str, step: u32) {
     .expect("kubectl annotate");
 }
 
+/// A cluster's `backup:` policy (YAML, indented for `cluster_yaml`) taking a backup every hour
+/// to the `auto` prefix, with `extra` settings (each followed by a newline and 4 spaces).
+fn hourly_backups(env: &Env, extra: &str) -> String {
+    format!(
+        "  backup:\n    schedule: \"0 * * * *\"\n    {extra}{}",
+        env.destination("auto").trim_start().replace("\n    ", "\n      ")
+    )
+}
+
 async fn automatic_backups(env: &Env, namespace: &str) -> Vec<String> {
     let api: Api<Backup> = Api::namespaced(env.client(), namespace);
     let mut names: Vec<String> = api
@@ -58,10 +67,7 @@ async fn automatic_backups_follow_the_schedule_catch_up_once_and_expire_by_reten
     }
     let namespace = env.namespace("e2e-schedule").await;
     let ns = namespace.name.clone();
-    let policy = format!(
-        "  backup:\n    schedule: \"0 * * * *\"\n    retentionCount: 2\n    {}",
-        env.destination("auto").trim_start().replace("\n    ", "\n      ")
-    );
+    let policy = hourly_backups(&env, "retentionCount: 2\n    ");
     env.apply(&ns, &cluster_yaml("cache", &policy)).expect("apply");
     available_cluster(&env, &ns, "cache").await;
     let address = env.cluster_address(&ns, "cache").await;
@@ -132,10 +138,7 @@ async fn a_scheduled_time_that_comes_while_the_previous_automatic_backup_runs_is
     }
     let namespace = env.namespace("e2e-skip").await;
     let ns = namespace.name.clone();
-    let policy = format!(
-        "  backup:\n    schedule: \"0 * * * *\"\n    {}",
-        env.destination("auto").trim_start().replace("\n    ", "\n      ")
-    );
+    let policy = hourly_backups(&env, "");
     env.apply(&ns, &cluster_yaml("cache", &policy)).expect("apply");
     available_cluster(&env, &ns, "cache").await;
     let address = env.cluster_address(&ns, "cache").await;
