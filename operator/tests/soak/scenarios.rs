@@ -593,12 +593,7 @@ impl Soak {
         let name = self.name("uploaderkill");
         let mut tap = self.proxy.tap(|head: &RequestHead| head.is_complete());
         self.create_backup(&name, &self.proxy.endpoint(), None).await?;
-        let tapped = tokio::time::timeout(self.settings.backup_timeout, tap.recv()).await.ok().flatten().ok_or(
-            SoakError::Timeout {
-                what: "the node's CompleteMultipartUpload".into(),
-                timeout: self.settings.backup_timeout,
-            },
-        )?;
+        let tapped = receive(&mut tap, self.settings.backup_timeout, "the node's CompleteMultipartUpload").await?;
         self.kill_node(SOURCE).await?;
         let _ = tapped.reply.send(Verdict::Reset);
         row.faults += 1;
@@ -632,18 +627,11 @@ impl Soak {
             let timeout = self.settings.backup_timeout;
             match tap.as_mut() {
                 Some(tap) => {
-                    let tapped =
-                        tokio::time::timeout(timeout, tap.recv()).await.ok().flatten().ok_or(SoakError::Timeout {
-                            what: format!("the operator's request at step {step}"),
-                            timeout,
-                        })?;
+                    let tapped = receive(tap, timeout, &format!("the operator's request at step {step}")).await?;
                     eprintln!("soak: operator killed at {step}, holding {} {}", tapped.head.method, tapped.head.target);
                     if step == "manifest-written" {
                         let _ = tapped.reply.send(Verdict::ForwardThenAsk);
-                        let answered =
-                            tokio::time::timeout(timeout, tap.recv()).await.ok().flatten().ok_or(
-                                SoakError::Timeout { what: "Garage's answer to the manifest".into(), timeout },
-                            )?;
+                        let answered = receive(tap, timeout, "Garage's answer to the manifest").await?;
                         debug_assert!(answered.responded);
                         self.operator.kill();
                         let _ = answered.reply.send(Verdict::Reset);
@@ -892,11 +880,7 @@ impl Soak {
             let timeout = self.settings.restore_timeout;
             match (step, tap.as_mut()) {
                 (_, Some(tap)) => {
-                    let tapped = tokio::time::timeout(timeout, tap.recv())
-                        .await
-                        .ok()
-                        .flatten()
-                        .ok_or(SoakError::Timeout { what: "the restore's manifest read".into(), timeout })?;
+                    let tapped = receive(tap, timeout, "the restore's manifest read").await?;
                     self.operator.kill();
                     let _ = tapped.reply.send(Verdict::Reset);
                 }
