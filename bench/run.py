@@ -276,6 +276,15 @@ def timed_bgsave(server: Server) -> tuple[float, int, float]:
     return elapsed, peak, fork_ms
 
 
+def last_save_extra_memory(server: Server) -> int:
+    """The extra memory of the save that just ended: the node's sampled peak, Redis's copy-on-write
+    at the child's end (which, with writes going on, is where it peaks)."""
+    persistence = server.info("persistence")
+    if server.kind == "redis":
+        return int(persistence.get("rdb_last_cow_size", 0))
+    return int(persistence.get("snapshot_last_peak_extra_memory", 0))
+
+
 def load_keys(server: Server, protocol: Path, expected: int) -> None:
     with open(protocol, "rb") as source:
         subprocess.run(["redis-cli", "-p", str(server.port), "--pipe"], stdin=source,
@@ -345,6 +354,7 @@ def bench_snapshots(quick: bool, repeat: int) -> list[Row]:
                     idles.append(write_load_during(server, requests, None))
                     busies.append(write_load_during(server, requests, lambda: server.cli("BGSAVE")))
                     wait_until(lambda: server.info("persistence").get("rdb_bgsave_in_progress") == "0", 300)
+                    busies[-1]["peak"] = last_save_extra_memory(server)
                 label = kind if method is None else f"node-{method}"
                 results[label] = {
                     "seconds": median([save[0] for save in saves]),
@@ -356,6 +366,7 @@ def bench_snapshots(quick: bool, repeat: int) -> list[Row]:
                     "busy_p50": median([run["p50"] for run in busies]),
                     "busy_p99": median([run["p99"] for run in busies]),
                     "busy_max": median([run["max"] for run in busies]),
+                    "busy_peak": median([run["peak"] for run in busies]),
                     "busy_worst": max(run["max"] for run in busies),
                     "idle_p99": median([run["p99"] for run in idles]),
                     "idle_max": median([run["max"] for run in idles]),
@@ -365,7 +376,7 @@ def bench_snapshots(quick: bool, repeat: int) -> list[Row]:
                 print(f"  {label:<14} saves (duration/fork pause) {saves_text}  "
                       f"peak extra {results[label]['peak'] / 2**20:.1f} MiB  load idle {series(idles, 'rps', ',.0f')}/s  "
                       f"during save {series(busies, 'rps', ',.0f')}/s p99 {series(busies, 'p99', '.2f')} ms "
-                      f"max {series(busies, 'max', '.1f')} ms", file=sys.stderr)
+                      f"max {series(busies, 'max', '.1f')} ms extra {series(busies, 'peak', ',.0f')} B", file=sys.stderr)
             finally:
                 server.stop()
         # Loading the same RDB (written by Redis) at start.
@@ -410,6 +421,9 @@ def bench_snapshots(quick: bool, repeat: int) -> list[Row]:
                           f"node {forkless['busy_worst']:.1f}"))
     rows.append(Row("snapshot", "write load during save: ops/s (fork vs Redis BGSAVE)", redis["busy_rps"],
                     fork["busy_rps"], "ops/s", None))
+    rows.append(Row("snapshot", "write load during save: extra memory MiB (fork vs Redis BGSAVE)",
+                    redis["busy_peak"] / 2**20, fork["busy_peak"] / 2**20, "MiB", None, higher_is_better=False,
+                    notes=f"forkless: {forkless['busy_peak'] / 2**20:.1f} MiB"))
     rows.append(Row("snapshot", "write load idle: ops/s", redis["idle_rps"], forkless["idle_rps"], "ops/s", None))
     rows.append(Row("snapshot", "write load idle: p99 ms", redis["idle_p99"], forkless["idle_p99"], "ms", None,
                     higher_is_better=False))

@@ -44,6 +44,11 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if config.disable_thp {
+        if let Err(error) = ferrocache_node::alloc::disable_transparent_huge_pages() {
+            tracing::warn!(%error, "cannot turn transparent huge pages off");
+        }
+    }
     let config_file = args
         .first()
         .filter(|first| !first.starts_with("--"))

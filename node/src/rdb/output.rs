@@ -1,9 +1,9 @@
 //! Where encoded bytes go: a `Vec` for DUMP payloads, or a buffered,
 //! checksumming wrapper around an `io::Write` for whole files.
 //!
-//! The file path buffers 256 KiB before each `write` so a save makes few
-//! system calls, and runs the CRC over each full buffer at once, where the
-//! sliced table is fastest.
+//! The file path buffers its output (256 KiB unless told otherwise) before
+//! each `write` so a save makes few system calls, and runs the CRC over each
+//! full buffer at once, where the sliced table is fastest.
 
 use std::io::Write;
 
@@ -31,20 +31,25 @@ impl Output for Vec<u8> {
     }
 }
 
-const BUFFER_SIZE: usize = 256 * 1024;
+/// The buffer of a writer that is not told its size.
+pub(crate) const DEFAULT_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Buffers output for `inner` and keeps the CRC64 of everything written.
 pub(crate) struct CrcWriter<W: Write> {
     inner: W,
     buffer: Vec<u8>,
+    /// The buffer's fixed size: output is handed on whenever it would overflow.
+    capacity: usize,
     digest: Crc64Digest,
     /// Bytes handed to `inner` so far.
     flushed: u64,
 }
 
 impl<W: Write> CrcWriter<W> {
-    pub(crate) fn new(inner: W) -> Self {
-        CrcWriter { inner, buffer: Vec::with_capacity(BUFFER_SIZE), digest: CRC64.digest(), flushed: 0 }
+    /// A writer that buffers `capacity` bytes (at least one) before each write to `inner`.
+    pub(crate) fn with_capacity(inner: W, capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        CrcWriter { inner, buffer: Vec::with_capacity(capacity), capacity, digest: CRC64.digest(), flushed: 0 }
     }
 
     /// Bytes written so far, buffered ones included.
@@ -91,12 +96,12 @@ impl<W: Write> CrcWriter<W> {
 impl<W: Write> Output for CrcWriter<W> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<(), RdbError> {
-        if self.buffer.len() + bytes.len() <= BUFFER_SIZE {
+        if self.buffer.len() + bytes.len() <= self.capacity {
             self.buffer.extend_from_slice(bytes);
             return Ok(());
         }
         self.flush_buffer()?;
-        if bytes.len() >= BUFFER_SIZE {
+        if bytes.len() >= self.capacity {
             self.write_through(bytes)
         } else {
             self.buffer.extend_from_slice(bytes);
@@ -106,7 +111,7 @@ impl<W: Write> Output for CrcWriter<W> {
 
     #[inline]
     fn put_u8(&mut self, byte: u8) -> Result<(), RdbError> {
-        if self.buffer.len() < BUFFER_SIZE {
+        if self.buffer.len() < self.capacity {
             self.buffer.push(byte);
             Ok(())
         } else {

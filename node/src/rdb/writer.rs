@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use super::error::RdbError;
-use super::output::{CrcWriter, Output};
+use super::output::{CrcWriter, Output, DEFAULT_BUFFER_BYTES};
 use super::value::{EncodeOptions, KeyMeta, RdbValue, ValueEncoder};
 use super::{types, REDIS_VERSION};
 
@@ -27,7 +27,13 @@ pub struct RdbWriter<W: Write> {
 impl<W: Write> RdbWriter<W> {
     /// Starts a file: writes the `REDIS0010` magic.
     pub fn new(inner: W, options: EncodeOptions) -> Result<Self, RdbError> {
-        let mut out = CrcWriter::new(inner);
+        Self::with_buffer(inner, options, DEFAULT_BUFFER_BYTES)
+    }
+
+    /// Starts a file whose output is buffered `buffer_bytes` at a time. A fork
+    /// child wants a small buffer: every page of it is a page it copies.
+    pub fn with_buffer(inner: W, options: EncodeOptions, buffer_bytes: usize) -> Result<Self, RdbError> {
+        let mut out = CrcWriter::with_capacity(inner, buffer_bytes);
         out.put(b"REDIS0010")?;
         Ok(RdbWriter { out, encoder: ValueEncoder::new(options), keys: 0 })
     }
@@ -157,9 +163,14 @@ impl<W: Write> RdbWriter<W> {
 
     /// Ends the file: EOF opcode, then the CRC64 of everything before it,
     /// little-endian. Flushes and returns the underlying writer.
-    pub fn finish(mut self) -> Result<W, RdbError> {
+    pub fn finish(self) -> Result<W, RdbError> {
+        self.finish_with_checksum().map(|(inner, _)| inner)
+    }
+
+    /// [`RdbWriter::finish`], also returning the checksum the trailer holds.
+    pub fn finish_with_checksum(mut self) -> Result<(W, u64), RdbError> {
         self.out.put_u8(types::OPCODE_EOF)?;
         let checksum = self.out.checksum()?;
-        self.out.finish_with(&checksum.to_le_bytes())
+        self.out.finish_with(&checksum.to_le_bytes()).map(|inner| (inner, checksum))
     }
 }

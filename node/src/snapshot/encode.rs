@@ -87,13 +87,26 @@ pub fn write_entry<W: Write>(writer: &mut RdbWriter<W>, entry: &Entry) -> Result
     }
 }
 
+/// The output buffer of [`write_image`]. Small on purpose: in the fork child
+/// every page of it is a page copied on write (Redis's child buffers little
+/// too), and the pipe it writes to holds a megabyte.
+const IMAGE_BUFFER_BYTES: usize = 32 * 1024;
+
+/// What [`write_image`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub keys: u64,
+    /// The CRC64 the file's trailer holds.
+    pub crc64: u64,
+}
+
 /// Writes a whole image of `store` as it is now (the fork child and SAVE):
-/// every database with its live keys, as of `now_ms`. Returns the keys written.
+/// every database with its live keys, as of `now_ms`.
 ///
 /// `rdb-key-save-delay` (microseconds) sleeps after each key, as Redis does,
 /// so tests can make a snapshot last long enough to interfere with it.
-pub fn write_image<W: Write>(store: &Store, out: W, now_ms: i64) -> Result<u64, RdbError> {
-    let mut writer = RdbWriter::new(out, encode_options(&store.config))?;
+pub fn write_image<W: Write>(store: &Store, out: W, now_ms: i64) -> Result<ImageSummary, RdbError> {
+    let mut writer = RdbWriter::with_buffer(out, encode_options(&store.config), IMAGE_BUFFER_BYTES)?;
     let key_delay = std::time::Duration::from_micros(store.config.rdb_key_save_delay);
     writer.write_standard_aux(now_ms / 1000, crate::alloc::used_memory())?;
     for (index, db) in store.dbs.iter().enumerate() {
@@ -112,8 +125,8 @@ pub fn write_image<W: Write>(store: &Store, out: W, now_ms: i64) -> Result<u64, 
         }
     }
     let keys = writer.keys_written();
-    writer.finish()?;
-    Ok(keys)
+    let (_, crc64) = writer.finish_with_checksum()?;
+    Ok(ImageSummary { keys, crc64 })
 }
 
 /// Where the forkless writer's bytes collect until the walker hands them on.

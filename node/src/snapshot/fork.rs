@@ -6,21 +6,21 @@
 //! another thread held stays locked forever there: the child must touch
 //! nothing but the store (whose lock the forking thread holds), the
 //! allocator (jemalloc is fork-safe) and the pipe. It never logs, never
-//! touches the runtime, and leaves with `_exit`.
+//! touches the runtime, and leaves with `_exit`. It reports its key count
+//! and checksum on a page it shares with the parent.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::encode::ImageSummary;
 use crate::storage::Store;
 
-/// The child's write buffer. Whatever the child allocates is private dirty
-/// memory, counted with its copy-on-write; the pipe, enlarged to
-/// [`PIPE_BYTES`] in the kernel, does the buffering instead.
-const CHILD_BUFFER_BYTES: usize = 64 * 1024;
 /// The pipe's capacity: large enough that the child rarely waits on the
-/// parent, which forwards the bytes to a file or S3.
+/// parent, which forwards the bytes to a file or S3. The child itself
+/// buffers little (whatever it writes to is memory it copies).
 const PIPE_BYTES: libc::c_int = 1 << 20;
 
 /// Exit codes of the child.
@@ -35,6 +35,65 @@ pub struct ForkedChild {
     pub output: File,
     /// How long `fork()` itself paused the node (page-table copy).
     pub fork_pause: Duration,
+    report: ReportPage,
+}
+
+/// What the child tells the parent: one anonymous page mapped shared
+/// before the fork, written by the child just before it exits.
+#[repr(C)]
+struct ChildReport {
+    keys: AtomicU64,
+    crc64: AtomicU64,
+}
+
+/// The mapping holding a [`ChildReport`].
+struct ReportPage {
+    pointer: *mut ChildReport,
+}
+
+// SAFETY: the pointer is to a MAP_SHARED page used only through atomics.
+unsafe impl Send for ReportPage {}
+
+const REPORT_PAGE_BYTES: usize = 4096;
+
+impl ReportPage {
+    fn new() -> std::io::Result<Self> {
+        // SAFETY: an anonymous shared mapping of one page, checked below.
+        let pointer = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                REPORT_PAGE_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if pointer == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(ReportPage { pointer: pointer.cast() })
+    }
+
+    fn report(&self) -> &ChildReport {
+        // SAFETY: the mapping lives until drop, is zero-initialized (a valid
+        // pair of atomics) and page-aligned.
+        unsafe { &*self.pointer }
+    }
+
+    fn summary(&self) -> ImageSummary {
+        let report = self.report();
+        ImageSummary { keys: report.keys.load(Ordering::Acquire), crc64: report.crc64.load(Ordering::Acquire) }
+    }
+}
+
+impl Drop for ReportPage {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the page mapped in `new`.
+        unsafe {
+            libc::munmap(self.pointer.cast(), REPORT_PAGE_BYTES);
+        }
+    }
 }
 
 /// Why the fork method failed.
@@ -42,6 +101,8 @@ pub struct ForkedChild {
 pub enum ForkError {
     #[error("unable to create the snapshot pipe: {0}")]
     Pipe(#[source] std::io::Error),
+    #[error("unable to map the page the snapshot child reports on: {0}")]
+    ReportPage(#[source] std::io::Error),
     #[error("unable to fork the snapshot child: {0}")]
     Fork(#[source] std::io::Error),
     #[error("unable to wait for the snapshot child {pid}: {source}")]
@@ -61,8 +122,9 @@ pub enum ForkError {
 /// child). `produce` runs in the child only.
 pub fn spawn(
     store: &Store,
-    produce: impl FnOnce(&Store, &mut dyn Write) -> std::io::Result<()>,
+    produce: impl FnOnce(&Store, File) -> std::io::Result<ImageSummary>,
 ) -> Result<ForkedChild, ForkError> {
+    let report = ReportPage::new().map_err(ForkError::ReportPage)?;
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into the array we pass.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -83,17 +145,18 @@ pub fn spawn(
     }
     if pid == 0 {
         drop(read_end);
-        child_main(store, write_end, produce);
+        child_main(store, write_end, report.report(), produce);
     }
     let fork_pause = started.elapsed();
     drop(write_end);
-    Ok(ForkedChild { pid, output: File::from(read_end), fork_pause })
+    Ok(ForkedChild { pid, output: File::from(read_end), fork_pause, report })
 }
 
 fn child_main(
     store: &Store,
     write_end: OwnedFd,
-    produce: impl FnOnce(&Store, &mut dyn Write) -> std::io::Result<()>,
+    report: &ChildReport,
+    produce: impl FnOnce(&Store, File) -> std::io::Result<ImageSummary>,
 ) -> ! {
     // SAFETY: plain libc calls in the single-threaded child.
     unsafe {
@@ -105,12 +168,14 @@ fn child_main(
         // Die with the parent rather than linger as an orphan.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut writer = BufWriter::with_capacity(CHILD_BUFFER_BYTES, File::from(write_end));
-        produce(store, &mut writer).and_then(|()| writer.flush())
-    }));
+    crate::alloc::disable_thread_cache();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| produce(store, File::from(write_end))));
     let code = match outcome {
-        Ok(Ok(())) => CHILD_OK,
+        Ok(Ok(summary)) => {
+            report.keys.store(summary.keys, Ordering::Release);
+            report.crc64.store(summary.crc64, Ordering::Release);
+            CHILD_OK
+        }
         Ok(Err(_)) => CHILD_WRITE_FAILED,
         Err(_) => CHILD_PANICKED,
     };
@@ -119,8 +184,15 @@ fn child_main(
     unsafe { libc::_exit(code) }
 }
 
+impl ForkedChild {
+    /// Waits for the child to exit; on success, what it wrote.
+    pub fn wait(&self) -> Result<ImageSummary, ForkError> {
+        wait(self.pid).map(|()| self.report.summary())
+    }
+}
+
 /// Waits for the child and turns its exit status into a result.
-pub fn wait(pid: libc::pid_t) -> Result<(), ForkError> {
+fn wait(pid: libc::pid_t) -> Result<(), ForkError> {
     let mut status = 0;
     loop {
         // SAFETY: waitpid on our own child with a valid status pointer.
@@ -157,11 +229,33 @@ pub fn kill(pid: libc::pid_t) {
     }
 }
 
-/// Memory the child has copied so far (its private dirty pages), which is
-/// what copy-on-write costs; `None` once the child is gone.
-pub fn copied_bytes(pid: libc::pid_t) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    text.lines()
+/// Reads how much memory a child has copied so far (its private dirty
+/// pages), which is what copy-on-write costs.
+///
+/// It reads into one buffer it keeps: whatever the parent allocates while
+/// the child lives may land on a page the child shares, and copy it.
+pub struct CowMeter {
+    path: std::path::PathBuf,
+    text: String,
+}
+
+impl CowMeter {
+    pub fn new(pid: libc::pid_t) -> Self {
+        CowMeter { path: format!("/proc/{pid}/smaps_rollup").into(), text: String::with_capacity(4096) }
+    }
+
+    /// The child's copied bytes now; `None` once the child is gone.
+    pub fn copied_bytes(&mut self) -> Option<u64> {
+        self.text.clear();
+        File::open(&self.path).and_then(|mut file| file.read_to_string(&mut self.text)).ok()?;
+        private_dirty_bytes(&self.text)
+    }
+}
+
+/// The `Private_Dirty` figure of an smaps_rollup text, in bytes.
+fn private_dirty_bytes(smaps_rollup: &str) -> Option<u64> {
+    smaps_rollup
+        .lines()
         .find_map(|line| line.strip_prefix("Private_Dirty:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kilobytes| kilobytes.parse::<u64>().ok())

@@ -4,9 +4,10 @@
 //! 1. **decide**: [`method::choose`] picks fork or forkless from memory facts;
 //! 2. **start** (under the store lock): fork a child, or begin a forkless
 //!    capture (a new epoch);
-//! 3. **stream**: the image flows as byte chunks through a bounded channel
-//!    to a sink that owns all I/O (a local file here; S3 plugs in the same
-//!    way). The bounded channel is the back-pressure: a slow sink slows the
+//! 3. **stream**: the image flows to a sink that owns all I/O, a local file
+//!    or S3 ([`remote`]), through bounded buffers: the fork child's pipe
+//!    (`forward` splices it straight into a file) and the chunk channel of
+//!    an upload. The bounds are the back-pressure: a slow sink slows the
 //!    producer, never grows memory;
 //! 4. **finalize**: the sink commits (fsync and rename, or complete the
 //!    upload) and a [`SnapshotReport`] records method, reason, duration,
@@ -18,12 +19,13 @@
 
 pub mod encode;
 pub mod fork;
+mod forward;
 pub mod load;
 pub mod method;
 pub mod remote;
 pub mod sink;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -229,68 +231,18 @@ pub fn start_background(
     Ok(decision)
 }
 
-/// A page shared with the fork child, where it reports the keys it wrote.
-struct SharedCounter {
-    pointer: *mut AtomicU64,
-}
-
-// SAFETY: the pointer is to a MAP_SHARED page used only through atomics.
-unsafe impl Send for SharedCounter {}
-
-impl SharedCounter {
-    fn new() -> Option<Self> {
-        // SAFETY: an anonymous shared mapping of one page, checked below.
-        let pointer = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if pointer == libc::MAP_FAILED {
-            return None;
-        }
-        Some(SharedCounter { pointer: pointer.cast() })
-    }
-
-    fn get(&self) -> &AtomicU64 {
-        // SAFETY: the mapping lives until drop and is zero-initialized.
-        unsafe { &*self.pointer }
-    }
-}
-
-impl Drop for SharedCounter {
-    fn drop(&mut self) {
-        // SAFETY: unmapping the page mapped in `new`.
-        unsafe {
-            libc::munmap(self.pointer.cast(), 4096);
-        }
-    }
-}
-
 fn start_fork(
     context: &SnapshotContext,
     store: &mut Store,
-    sink: Sink,
+    mut sink: Sink,
     decision: &Decision,
     started_unix_ms: i64,
     dirty_at_start: u64,
     on_done: Option<OnDone>,
 ) -> Result<(), StartError> {
-    let counter = SharedCounter::new().ok_or_else(|| StartError::Encode("cannot map the key counter page".into()))?;
-    let counter_pointer = counter.pointer as usize;
     let now_ms = store.now_ms;
-    let child = fork::spawn(store, move |store, out| {
-        let keys = encode::write_image(store, out, now_ms).map_err(std::io::Error::other)?;
-        // SAFETY: the shared page outlives the child (the parent unmaps it
-        // only after waiting for the child).
-        let shared = unsafe { &*(counter_pointer as *const AtomicU64) };
-        shared.store(keys, Ordering::Release);
-        Ok(())
-    })?;
+    let child =
+        fork::spawn(store, move |store, pipe| encode::write_image(store, pipe, now_ms).map_err(std::io::Error::other))?;
     context.state.set_child(child.pid);
     let state = Arc::clone(&context.state);
     let store_handle = Arc::clone(&context.store);
@@ -299,93 +251,43 @@ fn start_fork(
     let spawned = std::thread::Builder::new().name("snapshot-fork".into()).spawn(move || {
         let span = info_span!("snapshot", method = "fork", pid = child.pid, destination = %sink.describe());
         let _entered = span.enter();
-        let pid = child.pid;
-        let fork_pause = child.fork_pause;
-        let sampling = Arc::new(AtomicBool::new(true));
-        let peak_cow = Arc::new(AtomicU64::new(0));
-        let sampler = {
-            let sampling = Arc::clone(&sampling);
-            let peak_cow = Arc::clone(&peak_cow);
-            let state = Arc::clone(&state);
-            std::thread::Builder::new().name("snapshot-cow".into()).spawn(move || {
-                while sampling.load(Ordering::Relaxed) {
-                    if let Some(copied) = fork::copied_bytes(pid) {
-                        peak_cow.fetch_max(copied, Ordering::Relaxed);
-                        state.current_cow.store(copied, Ordering::Relaxed);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-        };
-        let streamed = stream_pipe(child.output, sink);
-        let child_result = fork::wait(pid);
-        sampling.store(false, Ordering::Relaxed);
-        if let Ok(handle) = sampler {
-            let _ = handle.join();
-        }
-        let (bytes, crc64, sink_result) = match streamed {
-            Ok((bytes, crc64, sink)) => match child_result {
-                Ok(()) => {
-                    let keys = counter.get().load(Ordering::Acquire);
-                    let info = sink::CommitInfo::new(crc64, bytes, keys, Method::Fork.name());
-                    (bytes, crc64, sink.commit(info).map(|_| ()).map_err(|error| error.to_string()))
+        crate::alloc::disable_thread_cache();
+        let mut meter = fork::CowMeter::new(child.pid);
+        let forwarded = forward::forward(&child.output, &mut sink, &mut meter, &state.current_cow);
+        let (summary, outcome) = match forwarded.outcome {
+            Ok(()) => match child.wait() {
+                Ok(summary) => {
+                    let info = sink::CommitInfo::new(summary.crc64, forwarded.bytes, summary.keys, Method::Fork.name());
+                    (summary, sink.commit(info).map(|_| ()).map_err(|error| error.to_string()))
                 }
                 Err(error) => {
                     sink.abort();
-                    (bytes, crc64, Err(error.to_string()))
+                    (encode::ImageSummary::default(), Err(error.to_string()))
                 }
             },
             Err(error) => {
-                fork::kill(pid);
-                (0, 0, Err(error))
+                fork::kill(child.pid);
+                let _ = child.wait();
+                sink.abort();
+                (encode::ImageSummary::default(), Err(error.to_string()))
             }
         };
-        let keys = counter.get().load(Ordering::Acquire);
-        drop(counter);
         let report = SnapshotReport {
             method: Method::Fork,
             reason: decision.reason,
             destination: String::new(),
             started_unix_ms,
             duration: started.elapsed(),
-            bytes,
-            keys,
-            crc64,
-            peak_extra_memory: peak_cow.load(Ordering::Relaxed),
-            fork_pause,
-            outcome: sink_result,
+            bytes: forwarded.bytes,
+            keys: summary.keys,
+            crc64: summary.crc64,
+            peak_extra_memory: forwarded.peak_cow,
+            fork_pause: child.fork_pause,
+            outcome,
         };
         finish(&state, &store_handle, report, dirty_at_start, on_done);
     });
     spawned.map(|_| ()).map_err(|error| StartError::Encode(format!("cannot start the snapshot thread: {error}")))
-}
-
-/// Reads the child's pipe into the sink; returns bytes, checksum and the
-/// sink ready to commit.
-fn stream_pipe(mut pipe: std::fs::File, mut sink: Sink) -> Result<(u64, u64, Sink), String> {
-    use std::io::Read;
-    let mut tail = Trailer::default();
-    let mut total = 0u64;
-    loop {
-        let mut chunk = vec![0u8; 1 << 20];
-        let read = match pipe.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => {
-                sink.abort();
-                return Err(format!("failed reading the snapshot pipe: {error}"));
-            }
-        };
-        chunk.truncate(read);
-        tail.observe(&chunk);
-        total += read as u64;
-        if let Err(error) = sink.write(chunk) {
-            sink.abort();
-            return Err(error.to_string());
-        }
-    }
-    Ok((total, tail.crc64(), sink))
 }
 
 fn start_forkless(
@@ -580,7 +482,7 @@ pub fn save_foreground(store: &Store, mut sink: Sink) -> Result<SnapshotReport, 
     let keys = encode::write_image(store, &mut writer, store.now_ms).map_err(|error| error.to_string());
     let (bytes, crc64) = writer.totals();
     let keys = match keys {
-        Ok(keys) => keys,
+        Ok(summary) => summary.keys,
         Err(error) => {
             sink.abort();
             return Err(error);

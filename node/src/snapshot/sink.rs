@@ -7,7 +7,7 @@
 //! one).
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -41,6 +41,8 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed reading the snapshot pipe: {0}")]
+    Pipe(#[source] std::io::Error),
     #[error("{0}")]
     Remote(String),
 }
@@ -142,6 +144,40 @@ impl Sink {
         }
     }
 
+    /// Moves what `pipe` holds, up to `max` bytes, into the sink; returns
+    /// the bytes moved, 0 once the writer has closed the pipe. A file takes
+    /// them straight from the pipe's pages (splice): the bytes never pass
+    /// through memory of ours, where the fork parent's every write may cost a
+    /// copied page. Other sinks get them in a chunk of their own.
+    pub fn take_from_pipe(&mut self, pipe: &File, max: usize) -> Result<usize, SinkError> {
+        if let Sink::File(sink) = self {
+            if let Some(file) = sink.file.as_ref() {
+                match splice_all(pipe, file, max) {
+                    Ok(moved) => {
+                        sink.bytes += moved as u64;
+                        return Ok(moved);
+                    }
+                    // This file system cannot take spliced pages: copy.
+                    Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {}
+                    Err(source) => return Err(SinkError::Write { path: sink.temp_path.clone(), source }),
+                }
+            }
+        }
+        let mut chunk = vec![0u8; max];
+        let read = loop {
+            match (&*pipe).read(&mut chunk) {
+                Ok(read) => break read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(SinkError::Pipe(error)),
+            }
+        };
+        if read > 0 {
+            chunk.truncate(read);
+            self.write(chunk)?;
+        }
+        Ok(read)
+    }
+
     /// Makes the image durable under its final name, recording `info`
     /// with it where the destination keeps metadata.
     pub fn commit(self, info: CommitInfo) -> Result<SinkSummary, SinkError> {
@@ -223,6 +259,32 @@ impl Trailer {
 
     pub(crate) fn crc64(&self) -> u64 {
         <[u8; 8]>::try_from(self.last.as_slice()).map(u64::from_le_bytes).unwrap_or(0)
+    }
+}
+
+/// One `splice(2)` from `pipe` into `file` at its current position.
+fn splice_all(pipe: &File, file: &File, max: usize) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: both descriptors are open for the call; null offsets use
+        // (and advance) the file positions.
+        let moved = unsafe {
+            libc::splice(
+                pipe.as_raw_fd(),
+                std::ptr::null_mut(),
+                file.as_raw_fd(),
+                std::ptr::null_mut(),
+                max,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
+            )
+        };
+        if moved >= 0 {
+            return Ok(moved as usize);
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
     }
 }
 
