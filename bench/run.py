@@ -73,6 +73,18 @@ class Server:
                 fields[key] = value.strip()
         return fields
 
+    def cpu_seconds(self) -> float:
+        """User and system time of every thread of the server so far (clock-tick precision)."""
+        ticks = 0
+        for task in os.listdir(f"/proc/{self.process.pid}/task"):
+            try:
+                with open(f"/proc/{self.process.pid}/task/{task}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue  # a thread that ended meanwhile
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.process.pid}/status") as status:
             for line in status:
@@ -120,15 +132,21 @@ class Row:
         return f"{'>=' if self.higher_is_better else '<='} {self.target:.2f}x"
 
 
-def redis_benchmark(port: int, test: str, requests: int, pipeline: int) -> dict[str, float]:
+def redis_benchmark(server: Server, test: str, requests: int, pipeline: int) -> dict[str, float]:
+    """One redis-benchmark run: its throughput and latencies, and the server's CPU time per request
+    (which, where one client process cannot drive either server flat out, says which server does
+    the same work with less)."""
     command = [
-        "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-t", test,
+        "redis-benchmark", "-p", str(server.port), "-c", "50", "-n", str(requests), "-t", test,
         "-r", "100000", "-P", str(pipeline), "--csv",
     ]
+    cpu_before = server.cpu_seconds()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
+    cpu_seconds = server.cpu_seconds() - cpu_before
     if result.returncode != 0:
-        print(f"  redis-benchmark {test} failed on port {port}: {result.stderr.strip()[:200]}", file=sys.stderr)
-        return {"rps": float("nan"), "p50": float("nan"), "p99": float("nan")}
+        print(f"  redis-benchmark {test} failed on port {server.port}: {result.stderr.strip()[:200]}",
+              file=sys.stderr)
+        return {"rps": float("nan"), "p50": float("nan"), "p99": float("nan"), "cpu_us": float("nan")}
     rows = list(csv.reader(io.StringIO(result.stdout)))
     header, values = rows[0], rows[1]
     parsed = dict(zip(header, values))
@@ -136,6 +154,7 @@ def redis_benchmark(port: int, test: str, requests: int, pipeline: int) -> dict[
         "rps": float(parsed["rps"]),
         "p50": float(parsed["p50_latency_ms"]),
         "p99": float(parsed["p99_latency_ms"]),
+        "cpu_us": cpu_seconds * 1e6 / requests,
     }
 
 
@@ -165,12 +184,15 @@ def bench_throughput(quick: bool, repeat: int) -> list[Row]:
                     if (THROUGHPUT_TESTS.index(test) + attempt) % 2:
                         order.reverse()
                     for name, server in order:
-                        runs[name].append(redis_benchmark(server.port, test, requests, pipeline))
+                        runs[name].append(redis_benchmark(server, test, requests, pipeline))
                 results = {name: median_run(server_runs) for name, server_runs in runs.items()}
                 label = test.upper() + ("" if pipeline == 1 else " -P 16")
                 target = 1.0 if pipeline == 1 else 1.3
+                cpu = {name: median([run["cpu_us"] for run in server_runs]) for name, server_runs in runs.items()}
                 rows.append(Row("throughput", f"{label} ops/s", results["redis"]["rps"], results["node"]["rps"],
-                                "ops/s", target))
+                                "ops/s", target,
+                                notes=f"server CPU per request: Redis {cpu['redis']:.2f} us, node {cpu['node']:.2f} us "
+                                      f"({cpu['node'] / cpu['redis']:.2f}x)"))
                 if pipeline == 1:
                     rows.append(Row("latency", f"{test.upper()} p50", results["redis"]["p50"], results["node"]["p50"],
                                     "ms", None, higher_is_better=False))
@@ -522,6 +544,26 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+class StolenTime:
+    """The share of the machine's CPU time the hypervisor gave to other guests (`steal` in
+    /proc/stat) while a section ran: on a shared host, the noise that moves both servers' figures."""
+
+    def __init__(self) -> None:
+        self.before = self.read()
+
+    @staticmethod
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+        steal = fields[7] if len(fields) > 7 else 0
+        return steal, sum(fields[:8])
+
+    def percent(self) -> float:
+        steal, total = self.read()
+        elapsed = total - self.before[1]
+        return 100 * (steal - self.before[0]) / elapsed if elapsed else 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
@@ -538,19 +580,24 @@ def main() -> int:
     rows: list[Row] = []
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     print(f"ferrocache bench: Redis {redis_version} vs {NODE_BINARY.name}, {os.cpu_count()} cores", file=sys.stderr)
-    if "throughput" in sections:
-        print("throughput and latency (redis-benchmark, 50 clients):", file=sys.stderr)
-        rows += bench_throughput(options.quick, max(1, options.repeat))
-    if "memory" in sections:
-        print("memory (RSS growth after loading):", file=sys.stderr)
-        rows += bench_memory(options.quick)
-    if "s3" in sections:
-        print("snapshots to S3 (Garage) and preload:", file=sys.stderr)
-        rows += bench_s3(options.quick)
-    if "snapshot" in sections:
-        print("snapshots (BGSAVE, write load during a save, load at start):", file=sys.stderr)
-        rows += bench_snapshots(options.quick, max(1, options.repeat))
-    table = format_table(rows)
+    runs = [
+        ("throughput", "throughput and latency (redis-benchmark, 50 clients)",
+         lambda: bench_throughput(options.quick, max(1, options.repeat))),
+        ("memory", "memory (RSS growth after loading)", lambda: bench_memory(options.quick)),
+        ("s3", "snapshots to S3 (Garage) and preload", lambda: bench_s3(options.quick)),
+        ("snapshot", "snapshots (BGSAVE, write load during a save, load at start)",
+         lambda: bench_snapshots(options.quick, max(1, options.repeat))),
+    ]
+    stolen = []
+    for name, title, run in runs:
+        if name not in sections:
+            continue
+        print(f"{title}:", file=sys.stderr)
+        clock = StolenTime()
+        rows += run()
+        stolen.append(f"{name} {clock.percent():.1f}%")
+        print(f"  CPU time stolen by the host meanwhile: {stolen[-1]}", file=sys.stderr)
+    table = format_table(rows) + "\n\nCPU time stolen by the host during each section: " + ", ".join(stolen) + "."
     print(table)
     if options.markdown:
         Path(options.markdown).write_text(table + "\n")
