@@ -342,65 +342,80 @@ def median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
+def turns(labels: list[str], attempt: int) -> list[str]:
+    """The order the servers take their turn in, rotated every attempt so none always goes first."""
+    shift = attempt % len(labels)
+    return labels[shift:] + labels[:shift]
+
+
 def series(runs: list[dict[str, float]], key: str, spec: str) -> str:
     """One figure of every run, for the progress lines."""
     return " ".join(format(run[key], spec) for run in runs)
 
 
 def bench_snapshots(quick: bool, repeat: int) -> list[Row]:
-    """Each server saves idle `repeat` times, then runs the write load `repeat` times without
-    and with a save, alternating; every figure is the median of its runs (a single fork pause
-    or longest stall moves by 2x between runs on this machine), and the worst stall is noted."""
+    """Redis and the node by each method hold the same keys side by side and take turns, run by
+    run (a slow spell of the shared machine then falls on all three rather than on one): each saves
+    idle `repeat` times, then runs the write load `repeat` times without and with a save. Every
+    figure is the median of its runs (a single fork pause or longest stall moves by 2x between
+    runs on this machine), and the worst stall is noted."""
     rows: list[Row] = []
     keys = 300_000 if quick else 3_000_000
+    requests = 150_000 if quick else 600_000
     value = b"x" * 100
     with tempfile.TemporaryDirectory(prefix="bench-snap-") as scratch:
         protocol = Path(scratch) / "load.resp"
         write_protocol(protocol, (["SET", f"key:{index:012d}", value] for index in range(keys)))
-        results: dict[str, dict[str, float]] = {}
         redis_rdb = Path(scratch) / "redis.rdb"
-        for kind, method in (("redis", None), ("node", "fork"), ("node", "forkless")):
-            extra = ["--save", ""] if kind == "node" else []
-            if method:
-                extra += ["--snapshot-method", method]
-            server = Server(kind, extra)
-            try:
-                load_keys(server, protocol, keys)
-                data_bytes = int(server.info("memory")["used_memory"])
-                saves = [timed_bgsave(server) for _ in range(repeat)]
-                if kind == "redis":
-                    shutil.copy(Path(server.dir) / "dump.rdb", redis_rdb)
-                requests = 150_000 if quick else 600_000
-                idles, busies = [], []
-                for _ in range(repeat):
-                    idles.append(write_load_during(server, requests, None))
-                    busies.append(write_load_during(server, requests, lambda: server.cli("BGSAVE")))
+        servers: dict[str, Server] = {}
+        try:
+            for label, kind, method in (("redis", "redis", None), ("node-fork", "node", "fork"),
+                                        ("node-forkless", "node", "forkless")):
+                extra = ["--save", "", "--snapshot-method", method] if method else []
+                servers[label] = Server(kind, extra)
+                load_keys(servers[label], protocol, keys)
+            data_bytes = {label: int(server.info("memory")["used_memory"]) for label, server in servers.items()}
+            saves: dict[str, list] = {label: [] for label in servers}
+            idles: dict[str, list] = {label: [] for label in servers}
+            busies: dict[str, list] = {label: [] for label in servers}
+            for attempt in range(repeat):
+                for label in turns(list(servers), attempt):
+                    saves[label].append(timed_bgsave(servers[label]))
+            shutil.copy(Path(servers["redis"].dir) / "dump.rdb", redis_rdb)
+            for attempt in range(repeat):
+                for label in turns(list(servers), attempt):
+                    server = servers[label]
+                    idles[label].append(write_load_during(server, requests, None))
+                    busies[label].append(write_load_during(server, requests, lambda: server.cli("BGSAVE")))
                     wait_until(lambda: server.info("persistence").get("rdb_bgsave_in_progress") == "0", 300)
-                    busies[-1]["peak"] = last_save_extra_memory(server)
-                label = kind if method is None else f"node-{method}"
-                results[label] = {
-                    "seconds": median([save[0] for save in saves]),
-                    "peak": median([save[1] for save in saves]),
-                    "fork_ms": median([save[2] for save in saves]),
-                    "data": data_bytes,
-                    "idle_rps": median([run["rps"] for run in idles]),
-                    "busy_rps": median([run["rps"] for run in busies]),
-                    "busy_p50": median([run["p50"] for run in busies]),
-                    "busy_p99": median([run["p99"] for run in busies]),
-                    "busy_max": median([run["max"] for run in busies]),
-                    "busy_peak": median([run["peak"] for run in busies]),
-                    "busy_worst": max(run["max"] for run in busies),
-                    "idle_p99": median([run["p99"] for run in idles]),
-                    "idle_max": median([run["max"] for run in idles]),
-                    "idle_worst": max(run["max"] for run in idles),
-                }
-                saves_text = " ".join(f"{save[0]:.2f}s/{save[2]:.1f}ms" for save in saves)
-                print(f"  {label:<14} saves (duration/fork pause) {saves_text}  "
-                      f"peak extra {results[label]['peak'] / 2**20:.1f} MiB  load idle {series(idles, 'rps', ',.0f')}/s  "
-                      f"during save {series(busies, 'rps', ',.0f')}/s p99 {series(busies, 'p99', '.2f')} ms "
-                      f"max {series(busies, 'max', '.1f')} ms extra {series(busies, 'peak', ',.0f')} B", file=sys.stderr)
-            finally:
+                    busies[label][-1]["peak"] = last_save_extra_memory(server)
+        finally:
+            for server in servers.values():
                 server.stop()
+        results: dict[str, dict[str, float]] = {}
+        for label in servers:
+            runs, idle, busy = saves[label], idles[label], busies[label]
+            results[label] = {
+                "seconds": median([save[0] for save in runs]),
+                "peak": median([save[1] for save in runs]),
+                "fork_ms": median([save[2] for save in runs]),
+                "data": data_bytes[label],
+                "idle_rps": median([run["rps"] for run in idle]),
+                "busy_rps": median([run["rps"] for run in busy]),
+                "busy_p50": median([run["p50"] for run in busy]),
+                "busy_p99": median([run["p99"] for run in busy]),
+                "busy_max": median([run["max"] for run in busy]),
+                "busy_worst": max(run["max"] for run in busy),
+                "busy_peak": median([run["peak"] for run in busy]),
+                "idle_p99": median([run["p99"] for run in idle]),
+                "idle_max": median([run["max"] for run in idle]),
+                "idle_worst": max(run["max"] for run in idle),
+            }
+            saves_text = " ".join(f"{save[0]:.2f}s/{save[2]:.1f}ms" for save in runs)
+            print(f"  {label:<14} saves (duration/fork pause) {saves_text}  "
+                  f"peak extra {results[label]['peak'] / 2**20:.1f} MiB  load idle {series(idle, 'rps', ',.0f')}/s  "
+                  f"during save {series(busy, 'rps', ',.0f')}/s p99 {series(busy, 'p99', '.2f')} ms "
+                  f"max {series(busy, 'max', '.1f')} ms extra {series(busy, 'peak', ',.0f')} B", file=sys.stderr)
         # Loading the same RDB (written by Redis) at start.
         load_seconds = {}
         for kind in ("redis", "node"):
