@@ -18,13 +18,15 @@ const FLUSH_BYTES: isize = 256 * 1024;
 /// `_RJEM_MALLOC_CONF` environment variable overrides them.
 ///
 /// `thp:always` asks for transparent huge pages on the heap (where the
-/// kernel's mode is `madvise` or `always`). A fork then copies one page-table
-/// entry per 2 MiB instead of 512, which cuts the fork method's pause about
-/// tenfold (docs/benchmarks.md). Redis turns huge pages off because a write
-/// to a shared huge page once copied all 2 MiB of it; kernels since 5.8
-/// split the huge page and copy only the 4 KiB written, so copy-on-write
-/// costs the same either way (measured the same under a write load). The
-/// node's `disable-thp yes` turns them off for those who prefer Redis's way.
+/// kernel's mode is `madvise` or `always`), for nodes started with
+/// `disable-thp no`. A fork then copies one page-table entry per 2 MiB
+/// instead of 512, which cuts the fork method's pause about tenfold, and
+/// copy-on-write costs the same (kernels since 5.8 split a shared huge page
+/// and copy only the 4 KiB written). But with huge pages the node also
+/// stalled 125-202 ms in 3 of 34 write loads during forkless snapshots, and
+/// never over 6 ms without them (docs/benchmarks.md), so by default
+/// (`disable-thp yes`, as Redis) [`disable_transparent_huge_pages`] turns
+/// them off at start, before the heap grows.
 #[used]
 #[export_name = "_rjem_malloc_conf"]
 static MALLOC_CONF: MallocConf = MallocConf(c"thp:always,metadata_thp:auto".as_ptr());
@@ -127,9 +129,9 @@ pub fn disable_thread_cache() {
 }
 
 /// Turns transparent huge pages off for the whole process (the node's
-/// `disable-thp yes`, as Redis's `disable-thp` does), before the data is
-/// loaded so the heap is built of small pages. Fails only on kernels
-/// without the setting.
+/// `disable-thp yes`, its default as Redis's), before the data is loaded so
+/// the heap is built of small pages; only the few megabytes jemalloc mapped
+/// before `main` keep theirs. Fails only on kernels without the setting.
 pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
     // SAFETY: PR_SET_THP_DISABLE takes an integer flag and no pointers.
     if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } == 0 {

@@ -152,7 +152,7 @@ impl Sink {
     pub fn take_from_pipe(&mut self, pipe: &File, max: usize) -> Result<usize, SinkError> {
         if let Sink::File(sink) = self {
             if let Some(file) = sink.file.as_ref() {
-                match splice_all(pipe, file, max) {
+                match splice_into(pipe, file, max) {
                     Ok(moved) => {
                         sink.bytes += moved as u64;
                         return Ok(moved);
@@ -263,7 +263,7 @@ impl Trailer {
 }
 
 /// One `splice(2)` from `pipe` into `file` at its current position.
-fn splice_all(pipe: &File, file: &File, max: usize) -> std::io::Result<usize> {
+fn splice_into(pipe: &File, file: &File, max: usize) -> std::io::Result<usize> {
     use std::os::fd::AsRawFd;
     loop {
         // SAFETY: both descriptors are open for the call; null offsets use
