@@ -22,11 +22,13 @@ const FLUSH_BYTES: isize = 256 * 1024;
 /// `disable-thp no`. A fork then copies one page-table entry per 2 MiB
 /// instead of 512, which cuts the fork method's pause about tenfold, and
 /// copy-on-write costs the same (kernels since 5.8 split a shared huge page
-/// and copy only the 4 KiB written). But with huge pages the node also
-/// stalled 125-202 ms in 3 of 34 write loads during forkless snapshots, and
-/// never over 6 ms without them (docs/benchmarks.md), so by default
-/// (`disable-thp yes`, as Redis) [`disable_transparent_huge_pages`] turns
-/// them off at start, before the heap grows.
+/// and copy only the 4 KiB written). They stay off by default all the same
+/// (`disable-thp yes`, as Redis; [`disable_transparent_huge_pages`] turns
+/// them off at start, before the heap grows): with them the node stalled
+/// 125-202 ms in 3 of 34 write loads during forkless snapshots, against 0
+/// of 34 without. A stall of that kind later came without them too, so they
+/// are not shown to be its cause (docs/benchmarks.md), but until it is
+/// understood the node keeps Redis's choice.
 #[used]
 #[export_name = "_rjem_malloc_conf"]
 static MALLOC_CONF: MallocConf = MallocConf(c"thp:always,metadata_thp:auto".as_ptr());

@@ -150,8 +150,8 @@ pub struct Config {
     pub rdb_key_save_delay: u64,
     /// Turns transparent huge pages off (`yes`, the default, as Redis).
     /// `no` keeps them: the fork method's pause is then a tenth of Redis's,
-    /// at the same copy-on-write, but rare stalls of 100 ms and more came
-    /// with them (see `alloc.rs`).
+    /// at the same copy-on-write, but they come with a risk of rare long
+    /// stalls not yet ruled out (see `alloc.rs`).
     pub disable_thp: bool,
     /// Threads that serve connections (Redis's `io-threads`, default 1 as
     /// in Redis). Commands run one at a time under the store lock whatever
