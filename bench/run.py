@@ -459,7 +459,7 @@ def bench_snapshots(quick: bool, repeat: int) -> list[Row]:
     huge = results[HUGE_PAGES]
     rows.append(Row("snapshot", "fork pause ms, with huge pages (disable-thp no)", redis["fork_ms"], huge["fork_ms"],
                     "ms", None, higher_is_better=False,
-                    notes=f"idle copy-on-write peak {huge['peak'] / 2**20:.2f} MiB; not the default: rare long stalls"))
+                    notes=f"idle copy-on-write peak {huge['peak'] / 2**20:.2f} MiB; off by default (docs/benchmarks.md)"))
     rows.append(Row("snapshot", "peak extra memory, forkless (% of data)", 100 * redis["peak"] / redis["data"],
                     100 * forkless["peak"] / forkless["data"], "%", None, higher_is_better=False,
                     notes="target: forkless <= 5% of the data set"))
