@@ -61,6 +61,8 @@ fn main() {
         // C does (cjson nests 1000 deep, results convert to 8000 levels):
         // the 8 MiB of Redis's main thread, not tokio's 2 MiB.
         .thread_stack_size(SCRIPT_THREAD_STACK)
+        .on_thread_park(server::connection_thread_parked)
+        .on_thread_unpark(server::connection_thread_unparked)
         .enable_all()
         .build()
     {

@@ -7,7 +7,7 @@
 //! that never reads its replies is held back by TCP and costs bounded memory.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,28 @@ impl ServerState {
 }
 
 /// Accepts connections on every listener until `shutdown` resolves.
+/// Connection threads parked with nothing to do, kept by the runtime's
+/// park and unpark hooks (see `main.rs`).
+static PARKED_CONNECTION_THREADS: AtomicIsize = AtomicIsize::new(0);
+
+/// Called by the runtime as a connection thread goes idle.
+pub fn connection_thread_parked() {
+    PARKED_CONNECTION_THREADS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Called by the runtime as a connection thread wakes up to run tasks.
+pub fn connection_thread_unparked() {
+    PARKED_CONNECTION_THREADS.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Whether some connection thread is running or waiting to run tasks
+/// (rather than parked idle). A background job that yields to clients asks
+/// this as well as whether commands complete: a connection thread that the
+/// scheduler keeps off the CPU completes none, yet has clients waiting.
+pub fn connection_threads_busy(connection_threads: usize) -> bool {
+    PARKED_CONNECTION_THREADS.load(Ordering::Relaxed) < isize::try_from(connection_threads).unwrap_or(isize::MAX)
+}
+
 pub async fn run(listeners: Vec<TcpListener>, state: Arc<ServerState>, shutdown: impl Future<Output = ()>) {
     let mut accept_tasks = Vec::new();
     for listener in listeners {
@@ -534,4 +556,22 @@ pub async fn bind(config: &crate::config::Config) -> std::io::Result<Vec<TcpList
         return Err(std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to listen on"));
     }
     Ok(listeners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_threads_are_busy_until_every_one_has_parked() {
+        // Only this test moves the counter: the hooks belong to main's runtime.
+        assert!(connection_threads_busy(2), "threads start awake");
+        connection_thread_parked();
+        assert!(connection_threads_busy(2), "one of two still runs tasks");
+        connection_thread_parked();
+        assert!(!connection_threads_busy(2), "both idle");
+        connection_thread_unparked();
+        assert!(connection_threads_busy(2), "a client woke one");
+        connection_thread_unparked();
+    }
 }
