@@ -26,9 +26,10 @@ const FLUSH_BYTES: isize = 256 * 1024;
 /// (`disable-thp yes`, as Redis; [`disable_transparent_huge_pages`] turns
 /// them off at start, before the heap grows): with them the node stalled
 /// 125-202 ms in 3 of 34 write loads during forkless snapshots, against 0
-/// of 34 without. A stall of that kind later came without them too, so they
-/// are not shown to be its cause (docs/benchmarks.md), but until it is
-/// understood the node keeps Redis's choice.
+/// of 34 without. A stall of that kind later came without them too: the
+/// forkless walker starving the connection thread, since fixed. Whether
+/// huge pages made that likelier is not measured yet (docs/benchmarks.md),
+/// so the node keeps Redis's choice.
 #[used]
 #[export_name = "_rjem_malloc_conf"]
 static MALLOC_CONF: MallocConf = MallocConf(c"thp:always,metadata_thp:auto".as_ptr());
