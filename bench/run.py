@@ -289,20 +289,18 @@ def timed_bgsave(server: Server) -> tuple[float, int, float]:
     persistence = server.info("persistence")
     if persistence.get("rdb_last_bgsave_status") != "ok":
         raise RuntimeError(f"{server.kind}: BGSAVE failed: {persistence}")
+    peak = max(peak_cow, save_extra_memory(server.kind, persistence))
     if server.kind == "redis":
-        peak = max(peak_cow, int(persistence.get("rdb_last_cow_size", 0)))
         fork_ms = int(server.info("stats").get("latest_fork_usec", 0)) / 1000
     else:
-        peak = int(persistence.get("snapshot_last_peak_extra_memory", 0))
         fork_ms = int(persistence.get("snapshot_last_fork_usec", 0)) / 1000
     return elapsed, peak, fork_ms
 
 
-def last_save_extra_memory(server: Server) -> int:
-    """The extra memory of the save that just ended: the node's sampled peak, Redis's copy-on-write
-    at the child's end (which, with writes going on, is where it peaks)."""
-    persistence = server.info("persistence")
-    if server.kind == "redis":
+def save_extra_memory(kind: str, persistence: dict[str, str]) -> int:
+    """The extra memory of the save that just ended, from INFO persistence: the node's sampled peak,
+    Redis's copy-on-write at the child's end (which, with writes going on, is where it peaks)."""
+    if kind == "redis":
         return int(persistence.get("rdb_last_cow_size", 0))
     return int(persistence.get("snapshot_last_peak_extra_memory", 0))
 
@@ -393,7 +391,7 @@ def bench_snapshots(quick: bool, repeat: int) -> list[Row]:
                     idles[label].append(write_load_during(server, requests, None))
                     busies[label].append(write_load_during(server, requests, lambda: server.cli("BGSAVE")))
                     wait_until(lambda: server.info("persistence").get("rdb_bgsave_in_progress") == "0", 300)
-                    busies[label][-1]["peak"] = last_save_extra_memory(server)
+                    busies[label][-1]["peak"] = save_extra_memory(server.kind, server.info("persistence"))
         finally:
             for server in servers.values():
                 server.stop()

@@ -96,7 +96,6 @@ impl ServerState {
     }
 }
 
-/// Accepts connections on every listener until `shutdown` resolves.
 /// Connection threads parked with nothing to do, kept by the runtime's
 /// park and unpark hooks (see `main.rs`).
 static PARKED_CONNECTION_THREADS: AtomicIsize = AtomicIsize::new(0);
@@ -119,6 +118,7 @@ pub fn connection_threads_busy(connection_threads: usize) -> bool {
     PARKED_CONNECTION_THREADS.load(Ordering::Relaxed) < isize::try_from(connection_threads).unwrap_or(isize::MAX)
 }
 
+/// Accepts connections on every listener until `shutdown` resolves.
 pub async fn run(listeners: Vec<TcpListener>, state: Arc<ServerState>, shutdown: impl Future<Output = ()>) {
     let mut accept_tasks = Vec::new();
     for listener in listeners {
