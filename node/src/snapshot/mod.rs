@@ -305,6 +305,8 @@ fn start_forkless(
     let encoder = encode::StreamEncoder::new(&store.config, store.now_ms)
         .map_err(|error| StartError::Encode(error.to_string()))?;
     let buffer = encoder.buffer();
+    // Fixed at start (`io-threads`); counted once, not on every step.
+    let connection_threads = store.config.connection_threads();
     store.begin_capture(Box::new(encoder));
     let shared = Arc::clone(&context.store);
     let state = Arc::clone(&context.state);
@@ -314,7 +316,7 @@ fn start_forkless(
         let _entered = span.enter();
         lower_thread_priority(WALKER_NICE);
         let started = Instant::now();
-        let (bytes, crc64, keys, peak, outcome) = walk(&shared, &buffer, sink);
+        let (bytes, crc64, keys, peak, outcome) = walk(&shared, &buffer, sink, connection_threads);
         let report = SnapshotReport {
             method: Method::Forkless,
             reason: decision.reason,
@@ -385,14 +387,14 @@ type WalkOutcome = (u64, u64, u64, u64, Result<(), String>);
 
 /// The forkless walker: visits the keyspace a step at a time under the
 /// lock, handing each step's output to the sink outside it.
-fn walk(shared: &SharedStore, buffer: &encode::ChunkBuffer, mut sink: Sink) -> WalkOutcome {
+fn walk(shared: &SharedStore, buffer: &encode::ChunkBuffer, mut sink: Sink, connection_threads: usize) -> WalkOutcome {
     let mut tail = Trailer::default();
     let mut total = 0u64;
     let mut commands_after_last_step = None;
     loop {
         let mut guard = shared.lock();
         let clients_active = commands_after_last_step.is_some_and(|count| guard.stats.commands_processed != count)
-            || crate::server::connection_threads_busy(guard.config.connection_threads());
+            || crate::server::connection_threads_busy(connection_threads);
         let step_started = Instant::now();
         let step = walk_once(&mut guard);
         let held = step_started.elapsed();
