@@ -113,10 +113,16 @@ class Row:
     target: float | None = None
     higher_is_better: bool = True
     notes: str = ""
+    # The ratio when it is not node / redis of the two columns: the median of ratios of paired
+    # runs, taken moments apart, so that a slow spell of the machine cancels out.
+    paired_ratio: float | None = None
     ratio: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self.ratio = self.node / self.redis if self.redis else float("nan")
+        if self.paired_ratio is not None:
+            self.ratio = self.paired_ratio
+        else:
+            self.ratio = self.node / self.redis if self.redis else float("nan")
 
     def met(self) -> str:
         if self.target is None:
@@ -158,12 +164,17 @@ def redis_benchmark(server: Server, test: str, requests: int, pipeline: int) -> 
     }
 
 
-def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
-    """The run with the median throughput, its latencies with it."""
-    finished = [run for run in runs if run["rps"] == run["rps"]]
-    if not finished:
-        return runs[0]
-    return sorted(finished, key=lambda run: run["rps"])[len(finished) // 2]
+def paired(runs: dict[str, list[dict[str, float]]], key: str) -> tuple[float, float, float]:
+    """Median, lowest and highest of node / Redis over runs taken in pairs, back to back.
+
+    The host's speed drifts by 10-30% over minutes (CPU time that `steal` does not show); two
+    runs seconds apart meet the same machine, so their ratio keeps what the servers do and drops
+    what the host did."""
+    ratios = sorted(node[key] / redis[key] for redis, node in zip(runs["redis"], runs["node"])
+                    if redis[key] == redis[key] and node[key] == node[key] and redis[key])
+    if not ratios:
+        return float("nan"), float("nan"), float("nan")
+    return median(ratios), ratios[0], ratios[-1]
 
 
 def bench_throughput(quick: bool, repeat: int) -> list[Row]:
@@ -177,29 +188,34 @@ def bench_throughput(quick: bool, repeat: int) -> list[Row]:
             for pipeline in (1, 16):
                 requests = requests_plain if pipeline == 1 else requests_pipelined
                 runs: dict[str, list[dict[str, float]]] = {"redis": [], "node": []}
-                # Alternate which server goes first, run after run, so neither
-                # always meets a warmer machine; keep the median run of each.
+                # Each attempt runs both servers back to back, alternating which goes first so
+                # neither always meets a warmer machine.
                 for attempt in range(repeat):
                     order = [("redis", redis), ("node", node)]
                     if (THROUGHPUT_TESTS.index(test) + attempt) % 2:
                         order.reverse()
                     for name, server in order:
                         runs[name].append(redis_benchmark(server, test, requests, pipeline))
-                results = {name: median_run(server_runs) for name, server_runs in runs.items()}
                 label = test.upper() + ("" if pipeline == 1 else " -P 16")
                 target = 1.0 if pipeline == 1 else 1.3
                 cpu = {name: median([run["cpu_us"] for run in server_runs]) for name, server_runs in runs.items()}
-                rows.append(Row("throughput", f"{label} ops/s", results["redis"]["rps"], results["node"]["rps"],
-                                "ops/s", target,
-                                notes=f"server CPU per request: Redis {cpu['redis']:.2f} us, node {cpu['node']:.2f} us "
+                rps = {name: median([run["rps"] for run in server_runs]) for name, server_runs in runs.items()}
+                ratio, low, high = paired(runs, "rps")
+                rows.append(Row("throughput", f"{label} ops/s", rps["redis"], rps["node"], "ops/s", target,
+                                paired_ratio=ratio,
+                                notes=f"pairs {low:.2f}-{high:.2f}x; server CPU per request: "
+                                      f"Redis {cpu['redis']:.2f} us, node {cpu['node']:.2f} us "
                                       f"({cpu['node'] / cpu['redis']:.2f}x)"))
                 if pipeline == 1:
-                    rows.append(Row("latency", f"{test.upper()} p50", results["redis"]["p50"], results["node"]["p50"],
-                                    "ms", None, higher_is_better=False))
-                    rows.append(Row("latency", f"{test.upper()} p99", results["redis"]["p99"], results["node"]["p99"],
-                                    "ms", 1.1, higher_is_better=False))
-                print(f"  {label:<14} redis {results['redis']['rps']:>12,.0f}/s  "
-                      f"node {results['node']['rps']:>12,.0f}/s  (median of {repeat})", file=sys.stderr)
+                    for key, limit in (("p50", None), ("p99", 1.1)):
+                        value = {name: median([run[key] for run in server_runs])
+                                 for name, server_runs in runs.items()}
+                        ratio, low, high = paired(runs, key)
+                        rows.append(Row("latency", f"{test.upper()} {key}", value["redis"], value["node"], "ms",
+                                        limit, higher_is_better=False, paired_ratio=ratio,
+                                        notes=f"pairs {low:.2f}-{high:.2f}x"))
+                print(f"  {label:<14} redis {series(runs['redis'], 'rps', ',.0f')}/s  "
+                      f"node {series(runs['node'], 'rps', ',.0f')}/s", file=sys.stderr)
     finally:
         redis.stop()
         node.stop()
@@ -598,8 +614,10 @@ def main() -> int:
     parser.add_argument("--only", default="throughput,memory,snapshot,s3", help="comma-separated sections to run")
     parser.add_argument("--markdown", help="also write the table into this markdown file")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per throughput test, snapshot and write load, per server; the median counts "
-                             "(default 3)")
+                        help="runs per snapshot and write load, per server; the median counts (default 3)")
+    parser.add_argument("--pairs", type=int, default=5,
+                        help="back-to-back Redis and node runs per throughput test; the median of their "
+                             "ratios counts (default 5)")
     options = parser.parse_args()
     if not NODE_BINARY.exists():
         print(f"build the node first: cargo build --release -p ferrocache-node ({NODE_BINARY})", file=sys.stderr)
@@ -610,7 +628,7 @@ def main() -> int:
     print(f"ferrocache bench: Redis {redis_version} vs {NODE_BINARY.name}, {os.cpu_count()} cores", file=sys.stderr)
     runs = [
         ("throughput", "throughput and latency (redis-benchmark, 50 clients)",
-         lambda: bench_throughput(options.quick, max(1, options.repeat))),
+         lambda: bench_throughput(options.quick, max(1, options.pairs))),
         ("memory", "memory (RSS growth after loading)", lambda: bench_memory(options.quick)),
         ("s3", "snapshots to S3 (Garage) and preload", lambda: bench_s3(options.quick)),
         ("snapshot", "snapshots (BGSAVE, write load during a save, load at start)",

@@ -315,6 +315,16 @@ impl Connection {
             }
             let end = self.run_batch(state, client);
             if !self.output.is_empty() {
+                // Reply after one more look for ready connections: tokio
+                // runs a yielded task only once it has polled for new
+                // events, so the commands that arrived meanwhile run first
+                // and the replies leave together, much as Redis writes its
+                // replies just before it sleeps. The thread then sleeps, and
+                // the clients' sends must wake it, half as often; with 50
+                // unpipelined clients that saves the client ~2% of its CPU
+                // per request, and `-P 16` runs ~10% faster
+                // (docs/benchmarks.md, "Replies after one more look").
+                tokio::task::yield_now().await;
                 socket.write_all(&self.output).await?;
                 state.net_output_bytes.fetch_add(self.output.len() as u64, Ordering::Relaxed);
                 self.output.clear();
