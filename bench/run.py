@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_BINARY = ROOT / "target" / "release" / "ferrocache-node"
+# FERROCACHE_BENCH_NODE names another build, to compare two builds of the node against the same Redis.
+NODE_BINARY = Path(os.environ.get("FERROCACHE_BENCH_NODE", ROOT / "target" / "release" / "ferrocache-node"))
 THROUGHPUT_TESTS = ["set", "get", "incr", "lpush", "lpop", "sadd", "hset", "zadd"]
 
 

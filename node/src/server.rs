@@ -259,6 +259,7 @@ async fn handle_connection(
         input: Vec::with_capacity(1024),
         output: Vec::with_capacity(1024),
         parser: RequestParser::new(usize::try_from(max_bulk).unwrap_or(usize::MAX)),
+        walker_shares_the_store: false,
     };
     let result = connection.serve(&state, &mut client, &mut socket, &info).await;
     registration.watched = std::mem::take(&mut client.watched);
@@ -270,6 +271,9 @@ struct Connection {
     input: Vec<u8>,
     output: Vec<u8>,
     parser: RequestParser,
+    /// A forkless snapshot was walking the store when the last batch ran:
+    /// reply at once (see `serve`).
+    walker_shares_the_store: bool,
 }
 
 /// How a batch ended.
@@ -324,7 +328,12 @@ impl Connection {
                 // unpipelined clients that saves the client ~2% of its CPU
                 // per request, and `-P 16` runs ~10% faster
                 // (docs/benchmarks.md, "Replies after one more look").
-                tokio::task::yield_now().await;
+                // Not while a forkless walker takes the lock in turns: the
+                // commands run first could wait a walker step for the lock,
+                // and finished replies would wait with them.
+                if !self.walker_shares_the_store {
+                    tokio::task::yield_now().await;
+                }
                 socket.write_all(&self.output).await?;
                 state.net_output_bytes.fetch_add(self.output.len() as u64, Ordering::Relaxed);
                 self.output.clear();
@@ -369,6 +378,7 @@ impl Connection {
             return BatchEnd::Throttled;
         }
         store.refresh_clock();
+        self.walker_shares_the_store = store.capture.is_some();
         self.parser.set_max_bulk_len(usize::try_from(store.config.proto_max_bulk_len).unwrap_or(usize::MAX));
         self.parser.set_unauthenticated(!client.authenticated);
         let mut consumed = 0;
