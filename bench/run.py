@@ -168,7 +168,7 @@ def redis_benchmark(server: Server, test: str, requests: int, pipeline: int) -> 
 def paired(runs: dict[str, list[dict[str, float]]], key: str) -> tuple[float, float, float]:
     """Median, lowest and highest of node / Redis over runs taken in pairs, back to back.
 
-    The host's speed drifts by 10-30% over minutes (CPU time that `steal` does not show); two
+    The host's speed drifts by 10-40% over minutes (CPU time that `steal` does not show); two
     runs seconds apart meet the same machine, so their ratio keeps what the servers do and drops
     what the host did."""
     ratios = sorted(node[key] / redis[key] for redis, node in zip(runs["redis"], runs["node"])
