@@ -178,6 +178,11 @@ def paired(runs: dict[str, list[dict[str, float]]], key: str) -> tuple[float, fl
     return median(ratios), ratios[0], ratios[-1]
 
 
+def medians(runs: dict[str, list[dict[str, float]]], key: str) -> dict[str, float]:
+    """Each server's median of one figure over its runs."""
+    return {name: median([run[key] for run in server_runs]) for name, server_runs in runs.items()}
+
+
 def bench_throughput(quick: bool, repeat: int) -> list[Row]:
     rows: list[Row] = []
     requests_plain = 50_000 if quick else 200_000
@@ -199,8 +204,8 @@ def bench_throughput(quick: bool, repeat: int) -> list[Row]:
                         runs[name].append(redis_benchmark(server, test, requests, pipeline))
                 label = test.upper() + ("" if pipeline == 1 else " -P 16")
                 target = 1.0 if pipeline == 1 else 1.3
-                cpu = {name: median([run["cpu_us"] for run in server_runs]) for name, server_runs in runs.items()}
-                rps = {name: median([run["rps"] for run in server_runs]) for name, server_runs in runs.items()}
+                cpu = medians(runs, "cpu_us")
+                rps = medians(runs, "rps")
                 ratio, low, high = paired(runs, "rps")
                 rows.append(Row("throughput", f"{label} ops/s", rps["redis"], rps["node"], "ops/s", target,
                                 paired_ratio=ratio,
@@ -209,8 +214,7 @@ def bench_throughput(quick: bool, repeat: int) -> list[Row]:
                                       f"({cpu['node'] / cpu['redis']:.2f}x)"))
                 if pipeline == 1:
                     for key, limit in (("p50", None), ("p99", 1.1)):
-                        value = {name: median([run[key] for run in server_runs])
-                                 for name, server_runs in runs.items()}
+                        value = medians(runs, key)
                         ratio, low, high = paired(runs, key)
                         rows.append(Row("latency", f"{test.upper()} {key}", value["redis"], value["node"], "ms",
                                         limit, higher_is_better=False, paired_ratio=ratio,
