@@ -160,6 +160,10 @@ pub struct Config {
     /// docs/benchmarks.md). Snapshots, uploads and loads run on threads of
     /// their own either way. 0 picks one per core, at most 4.
     pub io_threads: usize,
+    /// Microseconds the connection thread keeps polling for requests after
+    /// a batch before it sleeps (`idle_poll.rs`); 0 sleeps at once, as
+    /// Redis does. Clients on the same cores then seldom pay to wake it.
+    pub idle_poll_us: u64,
 }
 
 impl Default for Config {
@@ -220,6 +224,7 @@ impl Default for Config {
             rdb_key_save_delay: 0,
             disable_thp: true,
             io_threads: 1,
+            idle_poll_us: 25,
         }
     }
 }
@@ -507,6 +512,7 @@ pub static PARAMS: &[Param] = &[
     int_param!("busy-reply-threshold", &["lua-time-limit"], busy_reply_threshold, u64, 0, i64::MAX),
     bool_param!("repl-diskless-sync", repl_diskless_sync),
     int_param!("rdb-key-save-delay", &[], rdb_key_save_delay, u64, 0, i64::MAX),
+    int_param!("idle-poll-us", &[], idle_poll_us, u64, 0, 10_000),
     Param {
         name: "disable-thp",
         aliases: &[],
@@ -683,6 +689,16 @@ mod tests {
         assert_eq!(config.snapshot_method, SnapshotMethod::Forkless);
         assert_eq!(config.reserved_memory_percent, 30);
         assert_eq!(config.requirepass.as_deref(), Some("secret"));
+    }
+
+    #[test]
+    fn idle_poll_us_defaults_to_25_and_changes_at_run_time_within_its_range() {
+        assert_eq!(Config::default().idle_poll_us, 25);
+        let off = Config::from_args(&strings(&["--idle-poll-us", "0"])).unwrap();
+        assert_eq!(off.idle_poll_us, 0);
+        assert!(Config::from_args(&strings(&["--idle-poll-us", "10001"])).is_err());
+        assert!(Config::from_args(&strings(&["--idle-poll-us", "-1"])).is_err());
+        assert!(find_param("idle-poll-us").unwrap().mutable, "CONFIG SET applies from the next window");
     }
 
     #[test]

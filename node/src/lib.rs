@@ -27,6 +27,7 @@ pub mod alloc;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod idle_poll;
 pub mod probe;
 pub mod protocol;
 pub mod rdb;

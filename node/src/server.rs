@@ -20,6 +20,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::client::{BlockRequest, Client, ClientInfo};
 use crate::cmd::{self, Ctx};
+use crate::idle_poll::IdlePoll;
 use crate::protocol::{Reply, RequestParser};
 use crate::snapshot::{SnapshotContext, SnapshotState};
 use crate::storage::blocking::Waiter;
@@ -59,6 +60,8 @@ pub struct ServerState {
     pub last_load: parking_lot::Mutex<Option<crate::snapshot::load::LoadReport>>,
     /// Backups requested with BACKUP START.
     pub backups: crate::cmd::backup::SharedJobs,
+    /// Keeps the connection thread polling briefly after each batch.
+    pub idle_poll: IdlePoll,
 }
 
 impl ServerState {
@@ -83,6 +86,7 @@ impl ServerState {
             loading: AtomicBool::new(false),
             last_load: parking_lot::Mutex::new(None),
             backups: Arc::default(),
+            idle_poll: IdlePoll::new(),
         }
     }
 
@@ -126,11 +130,16 @@ pub async fn run(listeners: Vec<TcpListener>, state: Arc<ServerState>, shutdown:
         accept_tasks.push(tokio::spawn(accept_loop(listener, state)));
     }
     let expiry = tokio::spawn(active_expiry(Arc::clone(&state)));
+    let poller = crate::idle_poll::has_a_core_to_spare()
+        .then(|| tokio::spawn(crate::idle_poll::poll_after_batches(Arc::clone(&state))));
     shutdown.await;
     for task in accept_tasks {
         task.abort();
     }
     expiry.abort();
+    if let Some(poller) = poller {
+        poller.abort();
+    }
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
@@ -318,6 +327,7 @@ impl Connection {
                 state.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
             }
             let end = self.run_batch(state, client);
+            state.idle_poll.batch_ran();
             if !self.output.is_empty() {
                 // Reply after one more look for ready connections: tokio
                 // runs a yielded task only once it has polled for new

@@ -128,7 +128,7 @@ impl SnapshotState {
         self.inner.lock().running.is_some()
     }
 
-    fn begin(&self, running: RunningSnapshot) -> Result<(), StartError> {
+    pub(crate) fn begin(&self, running: RunningSnapshot) -> Result<(), StartError> {
         let mut status = self.inner.lock();
         if status.running.is_some() {
             return Err(StartError::AlreadyRunning);
