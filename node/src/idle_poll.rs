@@ -15,8 +15,9 @@
 //!
 //! It stands down where polling would take CPU from work that needs it:
 //! while a snapshot runs (the fork child, the forkless walker and the
-//! upload want the other core) and where the process has fewer than two
-//! cores to run on (a container's CPU quota counts).
+//! upload want the other core), where the process has fewer than two cores
+//! to run on (a container's CPU quota counts), and for a while after
+//! windows that caught no batch (a client sending one command at a time).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,8 +32,9 @@ use crate::server::ServerState;
 pub struct IdlePoll {
     /// Batches run so far; the poller polls on while this moves.
     batches: AtomicU64,
-    /// The poller is waiting for a batch rather than polling.
-    waiting: AtomicBool,
+    /// The poller is polling or standing down, so a batch need not wake
+    /// it; false while it waits for a batch.
+    awake: AtomicBool,
     wake: Notify,
     /// Windows polled so far.
     windows: AtomicU64,
@@ -40,19 +42,14 @@ pub struct IdlePoll {
 
 impl IdlePoll {
     pub fn new() -> Self {
-        Self {
-            batches: AtomicU64::new(0),
-            waiting: AtomicBool::new(true),
-            wake: Notify::new(),
-            windows: AtomicU64::new(0),
-        }
+        Self::default()
     }
 
     /// Called by a connection after each batch of commands: two relaxed
     /// atomics while the poller polls, one notify when it waits.
     pub fn batch_ran(&self) {
         self.batches.fetch_add(1, Ordering::Relaxed);
-        if self.waiting.load(Ordering::Relaxed) && self.waiting.swap(false, Ordering::AcqRel) {
+        if !self.awake.load(Ordering::Relaxed) && !self.awake.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
     }
@@ -77,9 +74,9 @@ pub async fn poll_after_batches(state: Arc<ServerState>) {
     let mut wasted_in_a_row = 0;
     loop {
         poll.wake.notified().await;
-        let window = window(&state);
-        let seen = if window.is_zero() || wasted_in_a_row >= WASTED_BEFORE_STANDING_DOWN {
-            // Stays marked busy meanwhile, so batches cost no wake-up and
+        let window = if wasted_in_a_row >= WASTED_BEFORE_STANDING_DOWN { Duration::ZERO } else { window(&state) };
+        let seen = if window.is_zero() {
+            // Stays marked awake meanwhile, so batches cost no wake-up and
             // the setting is looked up at most this often.
             wasted_in_a_row = 0;
             tokio::time::sleep(STAND_DOWN).await;
@@ -89,10 +86,10 @@ pub async fn poll_after_batches(state: Arc<ServerState>) {
             wasted_in_a_row = if caught_a_batch { 0 } else { wasted_in_a_row + 1 };
             seen
         };
-        poll.waiting.store(true, Ordering::Release);
+        poll.awake.store(false, Ordering::Release);
         // A batch that ran between the last look and the store above saw
         // the poller busy and did not notify: look once more.
-        if poll.batches.load(Ordering::Acquire) != seen && poll.waiting.swap(false, Ordering::AcqRel) {
+        if poll.batches.load(Ordering::Acquire) != seen && !poll.awake.swap(true, Ordering::AcqRel) {
             poll.wake.notify_one();
         }
     }
@@ -183,7 +180,7 @@ mod tests {
         let state = server_polling_for(1_000);
         state.idle_poll.batch_ran();
         pause(50).await;
-        assert!(state.idle_poll.waiting.load(Ordering::Acquire), "waiting for the next batch");
+        assert!(!state.idle_poll.awake.load(Ordering::Acquire), "waiting for the next batch");
         state.idle_poll.batch_ran();
         pause(50).await;
         assert_eq!(state.idle_poll.windows_polled(), 2, "a later batch opens a new window");
