@@ -107,10 +107,11 @@ const WASTED_BEFORE_STANDING_DOWN: u32 = 8;
 
 /// The setting, or zero where polling would take CPU that work needs.
 fn window(state: &ServerState) -> Duration {
-    let configured = crate::script::busy::lock_unless_script(&state.store).map_or(0, |store| store.config.idle_poll_us);
-    if configured == 0 || state.snapshots.in_progress() {
+    // Asked first: a forkless walker holds the store lock in turns.
+    if state.snapshots.in_progress() {
         return Duration::ZERO;
     }
+    let configured = crate::script::busy::lock_unless_script(&state.store).map_or(0, |store| store.config.idle_poll_us);
     Duration::from_micros(configured)
 }
 
