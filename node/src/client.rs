@@ -1,8 +1,12 @@
 //! Per-connection state: selected database, protocol version, name,
 //! authentication, the MULTI queue and WATCHed keys.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
+
+use futures::task::AtomicWaker;
 
 use crate::storage::Key;
 
@@ -24,6 +28,42 @@ pub struct BlockRequest {
     pub null_array_on_timeout: bool,
 }
 
+/// CLIENT KILL's signal to a connection. A connection waits on it each
+/// time it waits for input, so waiting must be cheap: a flag and the
+/// task's waker cost two atomic operations per wait, where a
+/// `tokio::sync::Notify` takes its lock to enlist and again to leave.
+#[derive(Debug, Default)]
+pub struct KillSwitch {
+    killed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl KillSwitch {
+    /// Asks the connection to close; it does at its next wait for input or
+    /// for a blocking command's data.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Resolves once `kill` has been called, before or after.
+    pub fn killed(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.killed.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // A kill between the look above and the registration woke
+            // no one: look again.
+            if self.killed.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
 /// Fields CLIENT LIST and INFO read from other connections.
 #[derive(Debug)]
 pub struct ClientInfo {
@@ -39,7 +79,7 @@ pub struct ClientInfo {
     pub resp: AtomicUsize,
     pub pending_output: AtomicU64,
     pub pending_input: AtomicU64,
-    pub kill: tokio::sync::Notify,
+    pub kill: KillSwitch,
 }
 
 /// The last command a client ran, for CLIENT LIST's `cmd=`. Every command

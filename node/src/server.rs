@@ -245,7 +245,7 @@ fn admit(state: &ServerState, socket: &TcpStream) -> Option<Admitted> {
         resp: 2.into(),
         pending_output: 0.into(),
         pending_input: 0.into(),
-        kill: Notify::new(),
+        kill: Default::default(),
     });
     clients.insert(id, Arc::clone(&info));
     Some(Admitted { info, requirepass_set, max_bulk })
@@ -292,13 +292,21 @@ enum BatchEnd {
     /// The batch hit its size limit; more commands are waiting in the buffer.
     More,
     /// A command blocked; wait for its reply.
-    Blocked { waiter_id: u64, request: BlockRequest, reply: oneshot::Receiver<Vec<u8>> },
+    Blocked(BlockedCommand),
     /// QUIT, SHUTDOWN or a protocol error: flush and close.
     Close,
     /// A forkless snapshot has too much output waiting for its destination:
     /// wait a moment before running more commands (writes wait rather than
     /// memory grow).
     Throttled,
+}
+
+/// A blocking command waiting for data: its place on the wait list, what
+/// it asked for, and where its reply will come from.
+struct BlockedCommand {
+    waiter_id: u64,
+    request: BlockRequest,
+    reply: oneshot::Receiver<Vec<u8>>,
 }
 
 impl Connection {
@@ -318,8 +326,9 @@ impl Connection {
                     self.input.reserve(READ_CHUNK.max(pending));
                 }
                 let read = tokio::select! {
+                    biased;
+                    _ = info.kill.killed() => return Ok(()),
                     read = socket.read_buf(&mut self.input) => read?,
-                    _ = info.kill.notified() => return Ok(()),
                 };
                 if read == 0 {
                     return Ok(());
@@ -367,8 +376,8 @@ impl Connection {
                     socket.shutdown().await.ok();
                     return Ok(());
                 }
-                BatchEnd::Blocked { waiter_id, request, reply } => {
-                    if !self.wait_blocked(state, client, socket, waiter_id, request, reply).await? {
+                BatchEnd::Blocked(blocked) => {
+                    if !self.wait_blocked(state, client, socket, info, blocked).await? {
                         return Ok(());
                     }
                     socket.write_all(&self.output).await?;
@@ -427,7 +436,7 @@ impl Connection {
                     resp3: client.resp3,
                     reply: sender,
                 });
-                break BatchEnd::Blocked { waiter_id, request, reply: receiver };
+                break BatchEnd::Blocked(BlockedCommand { waiter_id, request, reply: receiver });
             }
             if client.close_after_reply {
                 break BatchEnd::Close;
@@ -492,17 +501,18 @@ impl Connection {
         end
     }
 
-    /// Waits for a blocked command's reply, its timeout, or the client
-    /// leaving. Returns false when the connection should close.
+    /// Waits for a blocked command's reply, its timeout, the client
+    /// leaving or CLIENT KILL. Returns false when the connection should
+    /// close.
     async fn wait_blocked(
         &mut self,
         state: &ServerState,
         client: &mut Client,
         socket: &mut TcpStream,
-        waiter_id: u64,
-        request: BlockRequest,
-        mut reply: oneshot::Receiver<Vec<u8>>,
+        info: &ClientInfo,
+        blocked: BlockedCommand,
     ) -> std::io::Result<bool> {
+        let BlockedCommand { waiter_id, request, mut reply } = blocked;
         let mut deadline =
             (request.timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms));
         loop {
@@ -544,16 +554,25 @@ impl Connection {
                     return Ok(true);
                 }
                 read = socket.read_buf(&mut self.input), if can_read => {
-                    let read = read.unwrap_or(0);
-                    if read == 0 {
-                        crate::script::busy::with_store_soon(&state.store, move |store| {
-                            store.blocking.unblock(waiter_id);
-                        });
+                    if read.unwrap_or(0) == 0 {
+                        Self::abandon_wait(state, waiter_id);
                         return Ok(false);
                     }
                 }
+                // As Redis: CLIENT KILL closes a blocked client at once.
+                _ = info.kill.killed() => {
+                    Self::abandon_wait(state, waiter_id);
+                    return Ok(false);
+                }
             }
         }
+    }
+
+    /// Takes a closing client's blocking command off the wait list.
+    fn abandon_wait(state: &ServerState, waiter_id: u64) {
+        crate::script::busy::with_store_soon(&state.store, move |store| {
+            store.blocking.unblock(waiter_id);
+        });
     }
 }
 

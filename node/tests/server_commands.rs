@@ -212,6 +212,19 @@ fn client_commands_name_list_and_kill_connections() {
     assert!(victim.is_closed());
 }
 
+#[test]
+fn client_kill_closes_a_client_blocked_in_blpop_at_once() {
+    let mut pair = Pair::start();
+    let node = &pair.node_server;
+    let mut victim = RawClient::connect(node.port);
+    let Resp::Int(victim_id) = victim.call(&["CLIENT", "ID"]) else { panic!() };
+    victim.send(&[b"BLPOP", b"nothing-here", b"0"]);
+    wait_for_blocked(&mut pair.node, 1);
+    assert_eq!(pair.node.call(&["CLIENT", "KILL", "ID", &victim_id.to_string()]), Resp::Int(1));
+    assert!(victim.is_closed());
+    wait_for_blocked(&mut pair.node, 0);
+}
+
 /// Waits until the server reports `count` blocked clients.
 fn wait_for_blocked(client: &mut RawClient, count: usize) {
     for _ in 0..500 {

@@ -655,7 +655,7 @@ fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             let Some(target) = clients.iter().find(|info| info.addr == address) else {
                 return Err(CmdError::err("No such client"));
             };
-            target.kill.notify_one();
+            target.kill.kill();
             ctx.reply.ok();
         } else {
             let mut killed = 0;
@@ -677,7 +677,7 @@ fn client(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                         return Err(CmdError::Syntax);
                     };
                     if matches {
-                        info.kill.notify_one();
+                        info.kill.kill();
                         killed += 1;
                     }
                 }
