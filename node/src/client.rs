@@ -39,8 +39,9 @@ pub struct KillSwitch {
 }
 
 impl KillSwitch {
-    /// Asks the connection to close; it does at its next wait for input or
-    /// for a blocking command's data.
+    /// Asks the connection to close; it does at its next wait: for input,
+    /// for a blocking command's data, or for the client to take its
+    /// replies.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.waker.wake();

@@ -353,11 +353,8 @@ impl Connection {
                 if !self.walker_shares_the_store {
                     tokio::task::yield_now().await;
                 }
-                socket.write_all(&self.output).await?;
-                state.net_output_bytes.fetch_add(self.output.len() as u64, Ordering::Relaxed);
-                self.output.clear();
-                if self.output.capacity() > 64 * 1024 {
-                    self.output.shrink_to(4096);
+                if !self.write_replies(state, socket, info).await? {
+                    return Ok(());
                 }
             }
             match end {
@@ -380,12 +377,37 @@ impl Connection {
                     if !self.wait_blocked(state, client, socket, info, blocked).await? {
                         return Ok(());
                     }
-                    socket.write_all(&self.output).await?;
-                    self.output.clear();
+                    if !self.write_replies(state, socket, info).await? {
+                        return Ok(());
+                    }
                     need_read = false;
                 }
             }
         }
+    }
+
+    /// Writes the replies waiting in the output buffer. Returns false when
+    /// CLIENT KILL came first: a client that stopped reading would
+    /// otherwise hold its connection open forever.
+    async fn write_replies(
+        &mut self,
+        state: &ServerState,
+        socket: &mut TcpStream,
+        info: &ClientInfo,
+    ) -> std::io::Result<bool> {
+        tokio::select! {
+            // The write first: it usually completes at once, and the kill
+            // switch is then not even looked at.
+            biased;
+            written = socket.write_all(&self.output) => written?,
+            _ = info.kill.killed() => return Ok(false),
+        }
+        state.net_output_bytes.fetch_add(self.output.len() as u64, Ordering::Relaxed);
+        self.output.clear();
+        if self.output.capacity() > 64 * 1024 {
+            self.output.shrink_to(4096);
+        }
+        Ok(true)
     }
 
     /// Executes the complete commands in the input buffer under one lock.

@@ -225,6 +225,31 @@ fn client_kill_closes_a_client_blocked_in_blpop_at_once() {
     wait_for_blocked(&mut pair.node, 0);
 }
 
+#[test]
+fn client_kill_closes_a_client_that_stopped_reading_its_replies() {
+    let mut pair = Pair::start();
+    let node = &pair.node_server;
+    assert_eq!(pair.node.call(&["SET", "big", &"x".repeat(1 << 20)]), Resp::Simple("OK".into()));
+    let mut victim = RawClient::connect(node.port);
+    let Resp::Int(victim_id) = victim.call(&["CLIENT", "ID"]) else { panic!() };
+    // 64 MiB of replies that the victim never reads: the node's write
+    // waits on TCP.
+    for _ in 0..64 {
+        victim.send(&[b"GET", b"big"]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(pair.node.call(&["CLIENT", "KILL", "ID", &victim_id.to_string()]), Resp::Int(1));
+    let listed = format!("id={victim_id} ");
+    for _ in 0..500 {
+        let Resp::Bulk(list) = pair.node.call(&["CLIENT", "LIST"]) else { panic!() };
+        if !String::from_utf8_lossy(&list).contains(&listed) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the killed client is still connected");
+}
+
 /// Waits until the server reports `count` blocked clients.
 fn wait_for_blocked(client: &mut RawClient, count: usize) {
     for _ in 0..500 {
