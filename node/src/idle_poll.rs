@@ -12,8 +12,6 @@
 //! nothing, and a busy one sleeps a few times per thousand requests instead
 //! of ~100 (docs/benchmarks.md, "Polling before sleeping"). Dragonfly's
 //! proactor spins a few rounds before it blocks for the same reason.
-//! While batches keep coming, the poller also waits a few microseconds
-//! between looks, so that each look gathers several requests (`GATHER`).
 //!
 //! It stands down where polling would take CPU from work that needs it:
 //! while a snapshot runs (the fork child, the forkless walker and the
@@ -125,11 +123,7 @@ async fn poll_until_quiet(state: &ServerState, window: Duration) -> (u64, bool) 
     let first = poll.batches.load(Ordering::Relaxed);
     let mut seen = first;
     let mut deadline = Instant::now() + window;
-    let mut batches_came = false;
     loop {
-        if batches_came && !state.snapshots.in_progress() {
-            gather_requests();
-        }
         // Another thread that wants this core gets it first (a no-op
         // where none does).
         std::thread::yield_now();
@@ -137,33 +131,12 @@ async fn poll_until_quiet(state: &ServerState, window: Duration) -> (u64, bool) 
         // driver for events (without blocking, since a task is pending).
         tokio::task::yield_now().await;
         let batches = poll.batches.load(Ordering::Relaxed);
-        batches_came = batches != seen;
-        if batches_came {
+        if batches != seen {
             seen = batches;
             deadline = Instant::now() + window;
         } else if Instant::now() >= deadline || state.snapshots.in_progress() {
             return (seen, seen != first);
         }
-    }
-}
-
-/// How long the poller waits, while batches keep coming, before it lets
-/// the runtime look for events again.
-///
-/// Without it a busy node looks after almost every request: 0.77
-/// `epoll_wait` and as many `sched_yield` per unpipelined ZADD, where
-/// Redis, slower to answer, finds about five ready clients per call.
-/// Waiting 4 µs brings the node to 0.16 of each per request; unpipelined
-/// throughput rises 1-2% against Redis and `-P 16` does not change
-/// (docs/benchmarks.md, "Gathering requests while busy"). Not while a
-/// snapshot runs: the spin would take CPU from it.
-const GATHER: Duration = Duration::from_micros(4);
-
-/// Spins for `GATHER`: short enough that sleeping would cost more.
-fn gather_requests() {
-    let until = Instant::now() + GATHER;
-    while Instant::now() < until {
-        std::hint::spin_loop();
     }
 }
 
