@@ -903,6 +903,18 @@ fn redis_corrupt_dump_corpus_is_refused_as_redis_refuses_it() {
             if unsupported_stream && theirs == Resp::Simple("OK".to_string()) {
                 continue; // streams are refused here on purpose
             }
+            // A zipmap length below 254 written in its 5-byte form: Redis's
+            // check measures the field by the form, its reader by the value,
+            // so it reads a different hash than it checked. Debian's
+            // 7.0.15-1~deb12u7 accepts the payload (HGETALL shows the misread
+            // fields); the Redis of this test's earlier runs refused it, as
+            // the node does.
+            let short_length_in_long_form =
+                matches!(&decoded, Err(error) if format!("{error:?}").contains("below 254 written in 5 bytes"));
+            if short_length_in_long_form && theirs == Resp::Simple("OK".to_string()) {
+                println!("{name} ({variant}, line {tcl_line}): refused here, accepted by this Redis build");
+                continue;
+            }
             let ours = match decoded {
                 Ok(_) => Resp::Simple("OK".to_string()),
                 Err(error) => Resp::Error(error.redis_reply().to_string()),

@@ -199,11 +199,58 @@ impl RequestParser {
     }
 }
 
+/// Calls `each` with the first argument (after the name) of each complete
+/// multibulk command in `buffer[from..]`, up to `limit` commands, and
+/// returns the offset where the last of them ends (`from` if none): the
+/// keys a batch is about to touch, for the store to warm. Stops early at a
+/// command that is inline, incomplete or malformed; the parser proper
+/// judges those.
+pub fn peek_first_args<'a>(buffer: &'a [u8], from: usize, limit: usize, mut each: impl FnMut(&'a [u8])) -> usize {
+    let mut end = from;
+    for _ in 0..limit {
+        match peek_command(buffer, end) {
+            Some((first_arg, next)) => {
+                if let Some(range) = first_arg {
+                    each(&buffer[range]);
+                }
+                end = next;
+            }
+            None => break,
+        }
+    }
+    end
+}
+
+/// The range of the first argument of the complete multibulk command at
+/// `position`, if it has one, and where the command ends.
+fn peek_command(buffer: &[u8], mut position: usize) -> Option<(Option<Range<usize>>, usize)> {
+    if buffer.get(position) != Some(&b'*') {
+        return None;
+    }
+    let line_end = find_crlf(buffer, position)?;
+    let count = parse_length(&buffer[position + 1..line_end])?;
+    position = line_end + 2;
+    let mut first_arg = None;
+    for index in 0..count.max(0) {
+        if buffer.get(position) != Some(&b'$') {
+            return None;
+        }
+        let line_end = find_crlf(buffer, position)?;
+        let len = usize::try_from(parse_length(&buffer[position + 1..line_end])?).ok()?;
+        let start = line_end + 2;
+        let end = start.checked_add(len).filter(|end| end + 2 <= buffer.len())?;
+        if index == 1 {
+            first_arg = Some(start..end);
+        }
+        position = end + 2;
+    }
+    Some((first_arg, position))
+}
+
 fn find_crlf(buffer: &[u8], from: usize) -> Option<usize> {
     let mut search = from;
     loop {
-        let offset = memchr::memchr(b'\r', &buffer[search..])?;
-        let at = search + offset;
+        let at = search + find_cr(&buffer[search..])?;
         if at + 1 >= buffer.len() {
             return None;
         }
@@ -211,6 +258,17 @@ fn find_crlf(buffer: &[u8], from: usize) -> Option<usize> {
             return Some(at);
         }
         search = at + 1;
+    }
+}
+
+/// The first `\r` in `bytes`. Header lines (`*3`, `$12`) are a few bytes
+/// long: a plain scan finds their end before `memchr` has set up.
+fn find_cr(bytes: &[u8]) -> Option<usize> {
+    const SHORT: usize = 16;
+    match bytes.iter().take(SHORT).position(|&byte| byte == b'\r') {
+        Some(offset) => Some(offset),
+        None if bytes.len() <= SHORT => None,
+        None => memchr::memchr(b'\r', &bytes[SHORT..]).map(|offset| offset + SHORT),
     }
 }
 
@@ -376,6 +434,48 @@ mod tests {
             commands.push(ranges.into_iter().map(|range| buffer[range].to_vec()).collect());
         }
         Ok(commands)
+    }
+
+    fn peek(input: &[u8], limit: usize) -> (Vec<Vec<u8>>, usize) {
+        let mut first_args = Vec::new();
+        let end = peek_first_args(input, 0, limit, |arg| first_args.push(arg.to_vec()));
+        (first_args, end)
+    }
+
+    #[test]
+    fn peeking_finds_the_first_argument_of_each_complete_command_and_where_they_end() {
+        let input = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$2\r\nbb\r\n$1\r\nv\r\n";
+        assert_eq!(peek(input, 16), (vec![b"a".to_vec(), b"bb".to_vec()], input.len()));
+    }
+
+    #[test]
+    fn peeking_stops_at_the_limit() {
+        let input = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n";
+        assert_eq!(peek(input, 1), (vec![b"a".to_vec()], 20));
+    }
+
+    #[test]
+    fn peeking_stops_before_an_incomplete_inline_or_malformed_command() {
+        let get_a = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n";
+        for rest in
+            [&b"*2\r\n$3\r\nGET\r\n$5\r\nab"[..], b"GET b\r\n", b"*2\r\n$x\r\n", b"*2\r\n:3\r\n", b"*2\r\n$-1\r\n"]
+        {
+            let input = [&get_a[..], rest].concat();
+            assert_eq!(peek(&input, 16), (vec![b"a".to_vec()], get_a.len()), "{:?}", String::from_utf8_lossy(rest));
+        }
+    }
+
+    #[test]
+    fn peeking_leaves_a_command_with_no_argument_out() {
+        assert_eq!(peek(b"*0\r\n*1\r\n$4\r\nPING\r\n", 16), (vec![], 18));
+    }
+
+    #[test]
+    fn a_header_line_is_found_past_the_short_scan() {
+        let long = format!("*1\r\n${}\r\n", "9".repeat(30));
+        assert_eq!(find_crlf(long.as_bytes(), 4), Some(long.len() - 2));
+        assert_eq!(find_crlf(b"$3\rx\r\n", 0), Some(4), "a lone \\r is not a line end");
+        assert_eq!(find_crlf(b"$3\r", 0), None);
     }
 
     #[test]

@@ -194,6 +194,21 @@ impl Database {
             .map(|entry| &mut **entry)
     }
 
+    /// Brings `key`'s entry and its value's first bytes into the cache, so a
+    /// command about to run on it does not wait for memory. Changes nothing.
+    pub fn warm(&self, key: &[u8]) {
+        if let Some(entry) = self.get(key) {
+            match &entry.value {
+                Value::Int(_) => {}
+                Value::Str(bytes) => prefetch(bytes.as_ptr()),
+                Value::List(list) => prefetch(std::ptr::from_ref(&**list).cast()),
+                Value::Hash(hash) => prefetch(std::ptr::from_ref(&**hash).cast()),
+                Value::Set(set) => prefetch(std::ptr::from_ref(&**set).cast()),
+                Value::SortedSet(zset) => prefetch(std::ptr::from_ref(&**zset).cast()),
+            }
+        }
+    }
+
     /// Finds `key` (hashed with [`hash_key`]) in one probe of its table. An
     /// entry past its expiry is removed on the spot, after `before_remove`
     /// has seen it (a running snapshot may still need its value), and
@@ -450,12 +465,37 @@ impl Database {
     }
 }
 
+/// Asks the CPU to start loading the cache line at `address` (a hint: it
+/// never faults and may be ignored).
+#[inline]
+fn prefetch(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never dereferences `address`.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(address.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry(key: &str, expire_at: i64) -> Entry {
         Entry { key: Key::new(key.as_bytes()), value: Value::Int(1), expire_at, access: 0, version: 0 }
+    }
+
+    #[test]
+    fn warming_a_key_changes_nothing() {
+        let mut db = Database::new();
+        db.insert(entry("expired", 10));
+        db.insert(Entry { value: Value::Str(b"text".as_slice().into()), ..entry("text", NO_EXPIRE) });
+        for key in [&b"expired"[..], b"text", b"missing"] {
+            db.warm(key);
+        }
+        assert_eq!((db.len(), db.volatile_len()), (2, 1), "an expired key is left for its next access");
+        assert!(matches!(&db.get(b"text").unwrap().value, Value::Str(text) if &**text == b"text"));
     }
 
     #[test]
