@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -148,12 +149,18 @@ def redis_benchmark(server: Server, test: str, requests: int, pipeline: int) -> 
         "-r", "100000", "-P", str(pipeline), "--csv",
     ]
     cpu_before = server.cpu_seconds()
+    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = server.cpu_seconds() - cpu_before
+    client_seconds = (client_after.ru_utime - client_before.ru_utime) + (client_after.ru_stime - client_before.ru_stime)
     if result.returncode != 0:
         print(f"  redis-benchmark {test} failed on port {server.port}: {result.stderr.strip()[:200]}",
               file=sys.stderr)
-        return {"rps": float("nan"), "p50": float("nan"), "p99": float("nan"), "cpu_us": float("nan")}
+        return {"rps": float("nan"), "p50": float("nan"), "p99": float("nan"), "cpu_us": float("nan"),
+                "client_busy": float("nan")}
     rows = list(csv.reader(io.StringIO(result.stdout)))
     header, values = rows[0], rows[1]
     parsed = dict(zip(header, values))
@@ -162,6 +169,7 @@ def redis_benchmark(server: Server, test: str, requests: int, pipeline: int) -> 
         "p50": float(parsed["p50_latency_ms"]),
         "p99": float(parsed["p99_latency_ms"]),
         "cpu_us": cpu_seconds * 1e6 / requests,
+        "client_busy": client_seconds / elapsed if elapsed > 0 else float("nan"),
     }
 
 
@@ -181,6 +189,13 @@ def paired(runs: dict[str, list[dict[str, float]]], key: str) -> tuple[float, fl
 def medians(runs: dict[str, list[dict[str, float]]], key: str) -> dict[str, float]:
     """Each server's median of one figure over its runs."""
     return {name: median([run[key] for run in server_runs]) for name, server_runs in runs.items()}
+
+
+def client_busy_text(runs: dict[str, list[dict[str, float]]]) -> str:
+    """How much of a core redis-benchmark used against each server. Near 100% the client, not
+    the server, sets the pace: a faster server cannot show more than the client drives."""
+    busy = medians(runs, "client_busy")
+    return f"Redis {busy['redis']:.0%}, node {busy['node']:.0%}"
 
 
 def bench_throughput(quick: bool, repeat: int) -> list[Row]:
@@ -211,7 +226,8 @@ def bench_throughput(quick: bool, repeat: int) -> list[Row]:
                                 paired_ratio=ratio,
                                 notes=f"pairs {low:.2f}-{high:.2f}x; server CPU per request: "
                                       f"Redis {cpu['redis']:.2f} us, node {cpu['node']:.2f} us "
-                                      f"({cpu['node'] / cpu['redis']:.2f}x)"))
+                                      f"({cpu['node'] / cpu['redis']:.2f}x); client busy: "
+                                      f"{client_busy_text(runs)}"))
                 if pipeline == 1:
                     for key, limit in (("p50", None), ("p99", 1.1)):
                         value = medians(runs, key)
