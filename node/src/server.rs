@@ -36,6 +36,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// (`Connection::warm_ahead`): enough for the loads to overlap, few enough
 /// that the first are still cached when their commands run.
 const WARM_AHEAD: usize = 16;
+/// A pipelined command's key and the argument after it (`warm_ahead`).
+type KeyAndMember<'a> = (&'a [u8], Option<&'a [u8]>);
 /// Input kept while a client is blocked (further input waits in TCP).
 const BLOCKED_INPUT_LIMIT: usize = 1024 * 1024;
 
@@ -484,22 +486,26 @@ impl Connection {
         end
     }
 
-    /// Brings the keys of the next [`WARM_AHEAD`] pipelined commands into
-    /// the cache before they run, and returns the input offset where those
+    /// Brings the keys of the next [`WARM_AHEAD`] pipelined commands (and
+    /// the set members or hash fields after them) into the cache before
+    /// they run, and returns the input offset where those
     /// commands end. A pipelined batch over a large keyspace otherwise waits
     /// on memory for each key in turn (the table, the entry, the value:
     /// half of a `GET -P 16`'s time); looked up back to back, the loads
     /// overlap. A lone command is not looked up twice, nor a key the command
     /// before used.
     fn warm_ahead(&self, store: &crate::storage::Store, db: usize) -> usize {
-        let mut keys: SmallVec<[&[u8]; WARM_AHEAD]> = SmallVec::new();
-        let end = peek_first_args(&self.input, self.parser.position(), WARM_AHEAD, |key| keys.push(key));
-        if let (true, Some(db)) = (keys.len() >= 2, store.dbs.get(db)) {
-            // A pipeline on one key (LPUSH after LPUSH) has it cached already.
-            let mut previous: &[u8] = &[];
-            for key in keys {
-                if key != previous {
-                    db.warm(key);
+        let mut args: SmallVec<[KeyAndMember<'_>; WARM_AHEAD]> = SmallVec::new();
+        let end = peek_first_args(&self.input, self.parser.position(), WARM_AHEAD, |key, member| {
+            args.push((key, member));
+        });
+        if let (true, Some(db)) = (args.len() >= 2, store.dbs.get(db)) {
+            // A pipeline on one key (LPUSH after LPUSH) has it cached
+            // already; the members of a set or hash (SADD after SADD) differ.
+            let (mut previous, mut previous_has_members): (&[u8], bool) = (&[], false);
+            for (key, member) in args {
+                if key != previous || (previous_has_members && member.is_some()) {
+                    previous_has_members = db.warm(key, member);
                     previous = key;
                 }
             }

@@ -199,19 +199,24 @@ impl RequestParser {
     }
 }
 
-/// Calls `each` with the first argument (after the name) of each complete
-/// multibulk command in `buffer[from..]`, up to `limit` commands, and
-/// returns the offset where the last of them ends (`from` if none): the
-/// keys a batch is about to touch, for the store to warm. Stops early at a
-/// command that is inline, incomplete or malformed; the parser proper
-/// judges those.
-pub fn peek_first_args<'a>(buffer: &'a [u8], from: usize, limit: usize, mut each: impl FnMut(&'a [u8])) -> usize {
+/// Calls `each` with the first two arguments (after the name) of each
+/// complete multibulk command in `buffer[from..]` that has one, up to
+/// `limit` commands, and returns the offset where the last of them ends
+/// (`from` if none): the keys (and members) a batch is about to touch, for
+/// the store to warm. Stops early at a command that is inline, incomplete
+/// or malformed; the parser proper judges those.
+pub fn peek_first_args<'a>(
+    buffer: &'a [u8],
+    from: usize,
+    limit: usize,
+    mut each: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) -> usize {
     let mut end = from;
     for _ in 0..limit {
         match peek_command(buffer, end) {
-            Some((first_arg, next)) => {
-                if let Some(range) = first_arg {
-                    each(&buffer[range]);
+            Some((first, second, next)) => {
+                if let Some(first) = first {
+                    each(&buffer[first], second.map(|second| &buffer[second]));
                 }
                 end = next;
             }
@@ -221,16 +226,18 @@ pub fn peek_first_args<'a>(buffer: &'a [u8], from: usize, limit: usize, mut each
     end
 }
 
-/// The range of the first argument of the complete multibulk command at
-/// `position`, if it has one, and where the command ends.
-fn peek_command(buffer: &[u8], mut position: usize) -> Option<(Option<Range<usize>>, usize)> {
+/// The ranges of the first two arguments of the complete multibulk command
+/// at `position`, where it has them, and where the command ends.
+type PeekedCommand = (Option<Range<usize>>, Option<Range<usize>>, usize);
+
+fn peek_command(buffer: &[u8], mut position: usize) -> Option<PeekedCommand> {
     if buffer.get(position) != Some(&b'*') {
         return None;
     }
     let line_end = find_crlf(buffer, position)?;
     let count = parse_length(&buffer[position + 1..line_end])?;
     position = line_end + 2;
-    let mut first_arg = None;
+    let (mut first, mut second) = (None, None);
     for index in 0..count.max(0) {
         if buffer.get(position) != Some(&b'$') {
             return None;
@@ -239,12 +246,14 @@ fn peek_command(buffer: &[u8], mut position: usize) -> Option<(Option<Range<usiz
         let len = usize::try_from(parse_length(&buffer[position + 1..line_end])?).ok()?;
         let start = line_end + 2;
         let end = start.checked_add(len).filter(|end| end + 2 <= buffer.len())?;
-        if index == 1 {
-            first_arg = Some(start..end);
+        match index {
+            1 => first = Some(start..end),
+            2 => second = Some(start..end),
+            _ => {}
         }
         position = end + 2;
     }
-    Some((first_arg, position))
+    Some((first, second, position))
 }
 
 fn find_crlf(buffer: &[u8], from: usize) -> Option<usize> {
@@ -438,8 +447,16 @@ mod tests {
 
     fn peek(input: &[u8], limit: usize) -> (Vec<Vec<u8>>, usize) {
         let mut first_args = Vec::new();
-        let end = peek_first_args(input, 0, limit, |arg| first_args.push(arg.to_vec()));
+        let end = peek_first_args(input, 0, limit, |arg, _| first_args.push(arg.to_vec()));
         (first_args, end)
+    }
+
+    #[test]
+    fn peeking_also_finds_the_second_argument_where_there_is_one() {
+        let input = b"*3\r\n$4\r\nSADD\r\n$1\r\ns\r\n$1\r\nm\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        let mut seen = Vec::new();
+        peek_first_args(input, 0, 16, |first, second| seen.push((first.to_vec(), second.map(<[u8]>::to_vec))));
+        assert_eq!(seen, vec![(b"s".to_vec(), Some(b"m".to_vec())), (b"k".to_vec(), None)]);
     }
 
     #[test]

@@ -195,18 +195,24 @@ impl Database {
     }
 
     /// Brings `key`'s entry and its value's first bytes into the cache, so a
-    /// command about to run on it does not wait for memory. Changes nothing.
-    pub fn warm(&self, key: &[u8]) {
-        if let Some(entry) = self.get(key) {
-            match &entry.value {
-                Value::Int(_) => {}
-                Value::Str(bytes) => prefetch(bytes.as_ptr()),
-                Value::List(list) => prefetch(std::ptr::from_ref(&**list).cast()),
-                Value::Hash(hash) => prefetch(std::ptr::from_ref(&**hash).cast()),
-                Value::Set(set) => prefetch(std::ptr::from_ref(&**set).cast()),
-                Value::SortedSet(zset) => prefetch(std::ptr::from_ref(&**zset).cast()),
-            }
+    /// command about to run on it does not wait for memory; with `member`
+    /// (the argument after the key), that member of a set or field of a
+    /// hash too (SADD, SISMEMBER, HSET, HGET). Changes nothing. Returns
+    /// whether the key holds a set or hash, whose members are worth warming
+    /// even when the key was just warmed.
+    pub fn warm(&self, key: &[u8], member: Option<&[u8]>) -> bool {
+        let Some(entry) = self.get(key) else { return false };
+        match (&entry.value, member) {
+            (Value::Int(_), _) => {}
+            (Value::Str(bytes), _) => prefetch(bytes.as_ptr()),
+            (Value::List(list), _) => prefetch(std::ptr::from_ref(&**list).cast()),
+            (Value::Hash(hash), Some(field)) => hash.warm(field),
+            (Value::Hash(hash), None) => prefetch(std::ptr::from_ref(&**hash).cast()),
+            (Value::Set(set), Some(member)) => set.warm(member),
+            (Value::Set(set), None) => prefetch(std::ptr::from_ref(&**set).cast()),
+            (Value::SortedSet(zset), _) => prefetch(std::ptr::from_ref(&**zset).cast()),
         }
+        matches!(entry.value, Value::Hash(_) | Value::Set(_))
     }
 
     /// Finds `key` (hashed with [`hash_key`]) in one probe of its table. An
@@ -492,7 +498,8 @@ mod tests {
         db.insert(entry("expired", 10));
         db.insert(Entry { value: Value::Str(b"text".as_slice().into()), ..entry("text", NO_EXPIRE) });
         for key in [&b"expired"[..], b"text", b"missing"] {
-            db.warm(key);
+            assert!(!db.warm(key, None));
+            assert!(!db.warm(key, Some(b"member")), "not a set or hash");
         }
         assert_eq!((db.len(), db.volatile_len()), (2, 1), "an expired key is left for its next access");
         assert!(matches!(&db.get(b"text").unwrap().value, Value::Str(text) if &**text == b"text"));

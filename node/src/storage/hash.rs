@@ -457,6 +457,15 @@ impl Hash {
             }
     }
 
+    /// Brings `field`'s slot and bytes into the cache, for a command about
+    /// to look for it (`Database::warm`). A packed hash is one small buffer,
+    /// cached by the key's warming.
+    pub fn warm(&self, field: &[u8]) {
+        if let Repr::Table(table) = &self.repr {
+            std::hint::black_box(table.get(field));
+        }
+    }
+
     /// The value of a field.
     pub fn get(&self, field: &[u8]) -> Option<Element<'_>> {
         match &self.repr {

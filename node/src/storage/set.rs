@@ -433,6 +433,15 @@ impl Set {
             }
     }
 
+    /// Brings `member`'s slot and bytes into the cache, for a command
+    /// about to look for it (`Database::warm`). The integer encoding is
+    /// small enough to be cached already.
+    pub fn warm(&self, member: &[u8]) {
+        if let Repr::Table(table) = &self.repr {
+            std::hint::black_box(table.position(member));
+        }
+    }
+
     pub fn contains(&self, member: &[u8]) -> bool {
         match &self.repr {
             Repr::Ints(ints) => parse_i64(member).is_some_and(|value| ints.contains(value)),
