@@ -506,6 +506,22 @@ mod tests {
     }
 
     #[test]
+    fn a_set_is_worth_warming_member_by_member_and_stays_as_it_was() {
+        let mut db = Database::new();
+        let mut set = crate::storage::set::Set::new();
+        for member in ["a", "b", "not-an-integer"] {
+            set.insert(member.as_bytes(), 512);
+        }
+        db.insert(Entry { value: Value::Set(Box::new(set)), ..entry("set", NO_EXPIRE) });
+        assert!(db.warm(b"set", Some(b"b")));
+        assert!(db.warm(b"set", Some(b"missing")));
+        assert!(db.warm(b"set", None));
+        let Value::Set(set) = &db.get(b"set").unwrap().value else { panic!("still a set") };
+        assert_eq!(set.len(), 3);
+        assert!(set.contains(b"b") && !set.contains(b"missing"));
+    }
+
+    #[test]
     fn counters_track_inserts_replacements_and_removals() {
         let mut db = Database::new();
         assert!(db.insert(entry("a", NO_EXPIRE)).is_none());
