@@ -25,6 +25,7 @@ use crate::protocol::request::peek_first_args;
 use crate::protocol::{Reply, RequestParser};
 use crate::snapshot::{SnapshotContext, SnapshotState};
 use crate::storage::blocking::Waiter;
+use crate::storage::set::MemberWarmUp;
 use crate::storage::{Key, SharedStore};
 
 /// Most commands run under one lock acquisition.
@@ -503,12 +504,14 @@ impl Connection {
             // A pipeline on one key (LPUSH after LPUSH) has it cached
             // already; the members of a set or hash (SADD after SADD) differ.
             let (mut previous, mut previous_has_members): (&[u8], bool) = (&[], false);
+            let mut members = MemberWarmUp::default();
             for (key, member) in args {
                 if key != previous || (previous_has_members && member.is_some()) {
-                    previous_has_members = db.warm(key, member);
+                    previous_has_members = db.warm(key, member, &mut members);
                     previous = key;
                 }
             }
+            members.finish();
         }
         end
     }

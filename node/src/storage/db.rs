@@ -9,6 +9,8 @@
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use super::prefetch;
+use super::set::MemberWarmUp;
 use super::value::Value;
 
 /// A key: up to 23 bytes inline (in its 24 bytes, so an [`Entry`] stays
@@ -197,18 +199,19 @@ impl Database {
     /// Brings `key`'s entry and its value's first bytes into the cache, so a
     /// command about to run on it does not wait for memory; with `member`
     /// (the argument after the key), that member of a set or field of a
-    /// hash too (SADD, SISMEMBER, HSET, HGET). Changes nothing. Returns
+    /// hash too (SADD, SISMEMBER, HSET, HGET): its slot now, its bytes when
+    /// `members` is finished (see [`MemberWarmUp`]). Changes nothing. Returns
     /// whether the key holds a set or hash, whose members are worth warming
     /// even when the key was just warmed.
-    pub fn warm(&self, key: &[u8], member: Option<&[u8]>) -> bool {
+    pub fn warm<'a>(&'a self, key: &[u8], member: Option<&[u8]>, members: &mut MemberWarmUp<'a>) -> bool {
         let Some(entry) = self.get(key) else { return false };
         match (&entry.value, member) {
             (Value::Int(_), _) => {}
             (Value::Str(bytes), _) => prefetch(bytes.as_ptr()),
             (Value::List(list), _) => prefetch(std::ptr::from_ref(&**list).cast()),
-            (Value::Hash(hash), Some(field)) => hash.warm(field),
+            (Value::Hash(hash), Some(field)) => hash.warm(field, members),
             (Value::Hash(hash), None) => prefetch(std::ptr::from_ref(&**hash).cast()),
-            (Value::Set(set), Some(member)) => set.warm(member),
+            (Value::Set(set), Some(member)) => set.warm(member, members),
             (Value::Set(set), None) => prefetch(std::ptr::from_ref(&**set).cast()),
             (Value::SortedSet(zset), _) => prefetch(std::ptr::from_ref(&**zset).cast()),
         }
@@ -471,19 +474,6 @@ impl Database {
     }
 }
 
-/// Asks the CPU to start loading the cache line at `address` (a hint: it
-/// never faults and may be ignored).
-#[inline]
-fn prefetch(address: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it never dereferences `address`.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(address.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,10 +487,12 @@ mod tests {
         let mut db = Database::new();
         db.insert(entry("expired", 10));
         db.insert(Entry { value: Value::Str(b"text".as_slice().into()), ..entry("text", NO_EXPIRE) });
+        let mut members = MemberWarmUp::default();
         for key in [&b"expired"[..], b"text", b"missing"] {
-            assert!(!db.warm(key, None));
-            assert!(!db.warm(key, Some(b"member")), "not a set or hash");
+            assert!(!db.warm(key, None, &mut members));
+            assert!(!db.warm(key, Some(b"member"), &mut members), "not a set or hash");
         }
+        members.finish();
         assert_eq!((db.len(), db.volatile_len()), (2, 1), "an expired key is left for its next access");
         assert!(matches!(&db.get(b"text").unwrap().value, Value::Str(text) if &**text == b"text"));
     }
@@ -513,9 +505,12 @@ mod tests {
             set.insert(member.as_bytes(), 512);
         }
         db.insert(Entry { value: Value::Set(Box::new(set)), ..entry("set", NO_EXPIRE) });
-        assert!(db.warm(b"set", Some(b"b")));
-        assert!(db.warm(b"set", Some(b"missing")));
-        assert!(db.warm(b"set", None));
+        let mut members = MemberWarmUp::default();
+        assert!(db.warm(b"set", Some(b"b"), &mut members));
+        assert!(db.warm(b"set", Some(b"missing"), &mut members));
+        assert!(db.warm(b"set", None, &mut members));
+        assert!(members.found().contains(&&b"b"[..]), "the member's entry is a candidate");
+        members.finish();
         let Value::Set(set) = &db.get(b"set").unwrap().value else { panic!("still a set") };
         assert_eq!(set.len(), 3);
         assert!(set.contains(b"b") && !set.contains(b"missing"));

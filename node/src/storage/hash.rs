@@ -12,7 +12,7 @@
 //! converts when an insertion breaks either limit and never converts back,
 //! like Redis.
 
-use super::set::{DenseTable, TableEntry};
+use super::set::{DenseTable, MemberWarmUp, TableEntry};
 use crate::config::Config;
 
 /// Redis refuses to grow a listpack past 1 GiB (`lpSafeToAdd`) and converts
@@ -309,6 +309,10 @@ impl TableEntry for PairBox {
     fn heap_bytes(&self) -> usize {
         self.0.len()
     }
+
+    fn heap_start(&self) -> *const u8 {
+        self.0.as_ptr()
+    }
 }
 
 /// The encoding thresholds a hash obeys, read from the configuration.
@@ -460,9 +464,9 @@ impl Hash {
     /// Brings `field`'s slot and bytes into the cache, for a command about
     /// to look for it (`Database::warm`). A packed hash is one small buffer,
     /// cached by the key's warming.
-    pub fn warm(&self, field: &[u8]) {
+    pub fn warm<'a>(&'a self, field: &[u8], warm_up: &mut MemberWarmUp<'a>) {
         if let Repr::Table(table) = &self.repr {
-            std::hint::black_box(table.get(field));
+            table.warm(field, warm_up);
         }
     }
 

@@ -24,6 +24,19 @@ use crate::config::Config;
 pub use db::{Database, Entry, Key, NO_EXPIRE};
 pub use value::{Value, ValueType};
 
+/// Asks the CPU to start loading the cache line at `address` (a hint: it
+/// never faults and may be ignored).
+#[inline]
+pub(crate) fn prefetch(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never dereferences `address`.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(address.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
 /// Server-wide counters reported by INFO stats.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {

@@ -14,8 +14,10 @@
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 use super::hash::Element;
+use super::prefetch;
 use crate::util::parse_i64;
 
 /// Redis caps intsets at 2^30 members whatever `set-max-intset-entries` says.
@@ -36,6 +38,8 @@ pub trait TableEntry {
     fn key(&self) -> &[u8];
     /// Heap bytes owned by the entry (for MEMORY USAGE and eviction).
     fn heap_bytes(&self) -> usize;
+    /// Where the entry's heap bytes start, for a prefetch.
+    fn heap_start(&self) -> *const u8;
 }
 
 impl TableEntry for Box<[u8]> {
@@ -45,6 +49,50 @@ impl TableEntry for Box<[u8]> {
 
     fn heap_bytes(&self) -> usize {
         self.len()
+    }
+
+    fn heap_start(&self) -> *const u8 {
+        self.as_ptr()
+    }
+}
+
+/// Members of sets and fields of hashes that pipelined commands are about to
+/// look up, warmed in two passes so that no load waits for another.
+///
+/// A lookup in a [`DenseTable`] is a chain of loads, each needing the one
+/// before: the index's control bytes and slot, the entry, the entry's heap
+/// bytes. Looked up one after another, each member stalls on the whole
+/// chain. The first pass ([`DenseTable::warm`]) walks only the index and
+/// prefetches each candidate entry; [`MemberWarmUp::finish`], called after
+/// every member of the batch had its first pass, reads those entries (by
+/// then in the cache) and prefetches their bytes.
+#[derive(Default)]
+pub struct MemberWarmUp<'a> {
+    entries: SmallVec<[&'a dyn TableEntry; MemberWarmUp::CAPACITY]>,
+}
+
+impl<'a> MemberWarmUp<'a> {
+    /// Candidates beyond this many are not warmed (a pipeline warms 16
+    /// commands at a time; a hash collision adds a candidate now and then).
+    const CAPACITY: usize = 32;
+
+    fn push(&mut self, entry: &'a dyn TableEntry) {
+        if self.entries.len() < Self::CAPACITY {
+            self.entries.push(entry);
+        }
+    }
+
+    /// Keys of the candidate entries found so far.
+    #[cfg(test)]
+    pub fn found(&self) -> Vec<&'a [u8]> {
+        self.entries.iter().map(|entry| entry.key()).collect()
+    }
+
+    /// The second pass: prefetches the bytes of every entry found.
+    pub fn finish(self) {
+        for entry in self.entries {
+            prefetch(entry.heap_start());
+        }
     }
 }
 
@@ -88,6 +136,22 @@ impl<E: TableEntry> DenseTable<E> {
 
     pub fn get(&self, key: &[u8]) -> Option<&E> {
         self.position(key).map(|position| &self.entries[position])
+    }
+
+    /// The first pass of a [`MemberWarmUp`]: walks the index for `key` and
+    /// prefetches every entry whose slot could hold it, without reading one.
+    pub fn warm<'a>(&'a self, key: &[u8], warm_up: &mut MemberWarmUp<'a>)
+    where
+        E: 'a,
+    {
+        let entries = &self.entries;
+        self.index.find(hash_key(key), |&position| {
+            if let Some(entry) = entries.get(position) {
+                prefetch(std::ptr::from_ref(entry).cast());
+                warm_up.push(entry);
+            }
+            false
+        });
     }
 
     /// The entry at a position (`position < len`).
@@ -436,9 +500,9 @@ impl Set {
     /// Brings `member`'s slot and bytes into the cache, for a command
     /// about to look for it (`Database::warm`). The integer encoding is
     /// small enough to be cached already.
-    pub fn warm(&self, member: &[u8]) {
+    pub fn warm<'a>(&'a self, member: &[u8], warm_up: &mut MemberWarmUp<'a>) {
         if let Repr::Table(table) = &self.repr {
-            std::hint::black_box(table.position(member));
+            table.warm(member, warm_up);
         }
     }
 
@@ -630,6 +694,25 @@ mod tests {
         let mut found: Vec<Vec<u8>> = set.iter().map(|member| member.to_vec()).collect();
         found.sort();
         found
+    }
+
+    #[test]
+    fn warming_finds_the_entry_of_each_present_member_and_none_for_an_absent_one() {
+        let mut table: DenseTable<Box<[u8]>> = DenseTable::default();
+        for index in 0..1000 {
+            table.insert_with(format!("member:{index}").as_bytes(), || format!("member:{index}").into_bytes().into());
+        }
+        for index in 0..1000 {
+            let (present, absent) = (format!("member:{index}"), format!("absent:{index}"));
+            let mut warm_up = MemberWarmUp::default();
+            table.warm(present.as_bytes(), &mut warm_up);
+            table.warm(absent.as_bytes(), &mut warm_up);
+            let found = warm_up.found();
+            assert!(found.contains(&present.as_bytes()), "{present} is a candidate");
+            assert!(!found.contains(&absent.as_bytes()));
+            warm_up.finish();
+        }
+        assert_eq!(table.len(), 1000);
     }
 
     #[test]
