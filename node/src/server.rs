@@ -450,13 +450,14 @@ impl Connection {
         };
         let end = loop {
             if self.parser.position() >= warmed_up_to {
-                warmed_up_to = match self.warm_ahead(&store, client.db) {
-                    Some(end) => end,
-                    None => {
-                        self.warm_rest = WARM_REST_BATCHES;
-                        usize::MAX
-                    }
-                };
+                let (end, worth_it) = self.warm_ahead(&store, client.db);
+                warmed_up_to = end;
+                // Judged on a batch's first commands only: its last ones
+                // are often a lone command or none at all.
+                if !worth_it && executed == 0 {
+                    self.warm_rest = WARM_REST_BATCHES;
+                    warmed_up_to = usize::MAX;
+                }
             }
             let ranges = match self.parser.next_command(&mut self.input) {
                 Ok(Some(ranges)) => ranges,
@@ -515,14 +516,16 @@ impl Connection {
     /// on memory for each key in turn (the table, the entry, the value:
     /// half of a `GET -P 16`'s time); looked up back to back, the loads
     /// overlap. A lone command is not looked up twice, nor a key the command
-    /// before used. `None` when there was nothing worth warming: fewer than
-    /// two commands, or one key throughout.
-    fn warm_ahead(&self, store: &crate::storage::Store, db: usize) -> Option<usize> {
+    /// before used. Also says whether warming was worth it: false for fewer
+    /// than two commands or one key throughout.
+    fn warm_ahead(&self, store: &crate::storage::Store, db: usize) -> (usize, bool) {
         let mut args: SmallVec<[KeyAndMember<'_>; WARM_AHEAD]> = SmallVec::new();
         let end = peek_first_args(&self.input, self.parser.position(), WARM_AHEAD, |key, member| {
             args.push((key, member));
         });
-        let db = store.dbs.get(db).filter(|_| args.len() >= 2)?;
+        let Some(db) = store.dbs.get(db).filter(|_| args.len() >= 2) else {
+            return (end, false);
+        };
         // A pipeline on one key (LPUSH after LPUSH) has it cached already;
         // the members of a set or hash (SADD after SADD) differ.
         let (mut previous, mut previous_has_members): (&[u8], bool) = (&[], false);
@@ -536,7 +539,7 @@ impl Connection {
             }
         }
         members.finish();
-        (warmed >= 2).then_some(end)
+        (end, warmed >= 2)
     }
 
     /// A script holds the store: until it is past `busy-reply-threshold`
