@@ -532,11 +532,10 @@ impl Hash {
         if let Repr::Table(table) = &mut self.repr {
             for pair in pairs[consumed..].chunks_exact(2) {
                 let (field, value) = (pair[0], pair[1]);
-                let (position, new) = table.insert_with(field, || PairBox::new(field, value));
-                if new {
-                    added += 1;
-                } else {
-                    table.replace_at(position, PairBox::new(field, value));
+                match table.insert_with(field, || PairBox::new(field, value)) {
+                    Some((_, true)) => added += 1,
+                    Some((position, false)) => table.replace_at(position, PairBox::new(field, value)),
+                    None => {}
                 }
             }
         }

@@ -12,6 +12,7 @@ pub mod db;
 pub mod evict;
 pub mod expire;
 pub mod hash;
+pub mod index_slot;
 pub mod list;
 pub mod set;
 pub mod value;

@@ -17,6 +17,7 @@ use hashbrown::HashTable;
 use smallvec::SmallVec;
 
 use super::hash::Element;
+use super::index_slot::{IndexHash, IndexSlot};
 use super::prefetch;
 use crate::util::parse_i64;
 
@@ -96,6 +97,11 @@ impl<'a> MemberWarmUp<'a> {
     }
 }
 
+/// The half of the key's hash an index slot keeps.
+fn index_hash(key: &[u8]) -> IndexHash {
+    IndexHash::of(hash_key(key))
+}
+
 /// A hash table whose entries live in one dense vector, indexed by a
 /// `hashbrown` table of positions.
 ///
@@ -110,7 +116,7 @@ impl<'a> MemberWarmUp<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct DenseTable<E> {
     entries: Vec<E>,
-    index: HashTable<usize>,
+    index: HashTable<IndexSlot>,
     /// Sum of the entries' `heap_bytes`, kept so heap_size is O(1).
     payload_bytes: usize,
 }
@@ -131,7 +137,10 @@ impl<E: TableEntry> DenseTable<E> {
     /// Position of the entry with this key.
     pub fn position(&self, key: &[u8]) -> Option<usize> {
         let entries = &self.entries;
-        self.index.find(hash_key(key), |&position| entries[position].key() == key).copied()
+        let hash = index_hash(key);
+        self.index
+            .find(hash.table_hash(), |slot| slot.may_hold(hash) && entries[slot.id as usize].key() == key)
+            .map(|slot| slot.id as usize)
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&E> {
@@ -145,8 +154,9 @@ impl<E: TableEntry> DenseTable<E> {
         E: 'a,
     {
         let entries = &self.entries;
-        self.index.find(hash_key(key), |&position| {
-            if let Some(entry) = entries.get(position) {
+        let hash = index_hash(key);
+        self.index.find(hash.table_hash(), |slot| {
+            if let Some(entry) = entries.get(slot.id as usize).filter(|_| slot.may_hold(hash)) {
                 prefetch(std::ptr::from_ref(entry).cast());
                 warm_up.push(entry);
             }
@@ -165,25 +175,26 @@ impl<E: TableEntry> DenseTable<E> {
     }
 
     /// Adds `make()` under `key` unless the key is present; returns the
-    /// entry's position and whether it was added. `make` must build an entry
-    /// whose key is `key`.
-    pub fn insert_with(&mut self, key: &[u8], make: impl FnOnce() -> E) -> (usize, bool) {
-        let hash = hash_key(key);
+    /// entry's position and whether it was added, or `None` for a new key
+    /// when the table already holds 2^32 - 1 entries (see [`IndexSlot`]).
+    /// `make` must build an entry whose key is `key`.
+    pub fn insert_with(&mut self, key: &[u8], make: impl FnOnce() -> E) -> Option<(usize, bool)> {
+        let hash = index_hash(key);
         let entries = &self.entries;
         let slot = self.index.entry(
-            hash,
-            |&position| entries[position].key() == key,
-            |&position| hash_key(entries[position].key()),
+            hash.table_hash(),
+            |slot| slot.may_hold(hash) && entries[slot.id as usize].key() == key,
+            IndexSlot::table_hash,
         );
         match slot {
-            hashbrown::hash_table::Entry::Occupied(occupied) => (*occupied.get(), false),
+            hashbrown::hash_table::Entry::Occupied(occupied) => Some((occupied.get().id as usize, false)),
             hashbrown::hash_table::Entry::Vacant(vacant) => {
-                let position = self.entries.len();
-                vacant.insert(position);
+                let position = u32::try_from(self.entries.len()).ok().filter(|&position| position < u32::MAX)?;
+                vacant.insert(IndexSlot::new(position, hash));
                 let entry = make();
                 self.payload_bytes += entry.heap_bytes();
                 self.entries.push(entry);
-                (position, true)
+                Some((position as usize, true))
             }
         }
     }
@@ -204,17 +215,18 @@ impl<E: TableEntry> DenseTable<E> {
     /// Removes the entry at `position` (`position < len`), moving the last
     /// entry into its place.
     pub fn remove_at(&mut self, position: usize) -> E {
-        let hash = hash_key(self.entries[position].key());
-        if let Ok(slot) = self.index.find_entry(hash, |&candidate| candidate == position) {
+        let hash = index_hash(self.entries[position].key());
+        if let Ok(slot) = self.index.find_entry(hash.table_hash(), |slot| slot.id as usize == position) {
             slot.remove();
         }
         let removed = self.entries.swap_remove(position);
         self.payload_bytes -= removed.heap_bytes();
         let moved_from = self.entries.len();
         if position < moved_from {
-            let moved_hash = hash_key(self.entries[position].key());
-            if let Some(slot) = self.index.find_mut(moved_hash, |&candidate| candidate == moved_from) {
-                *slot = position;
+            let moved_hash = index_hash(self.entries[position].key());
+            if let Some(slot) = self.index.find_mut(moved_hash.table_hash(), |slot| slot.id as usize == moved_from) {
+                // Positions below the last one fit, as the last one did.
+                slot.id = position as u32;
             }
         }
         self.shrink_if_sparse();
@@ -227,8 +239,7 @@ impl<E: TableEntry> DenseTable<E> {
         let capacity = self.entries.capacity();
         if capacity > 64 && self.entries.len() < capacity / 4 {
             self.entries.shrink_to(self.entries.len() * 2);
-            let entries = &self.entries;
-            self.index.shrink_to(entries.len() * 2, |&position| hash_key(entries[position].key()));
+            self.index.shrink_to(self.entries.len() * 2, IndexSlot::table_hash);
         }
     }
 
@@ -566,7 +577,7 @@ impl Set {
 
     fn table_insert(&mut self, member: &[u8]) -> bool {
         match &mut self.repr {
-            Repr::Table(table) => table.insert_with(member, || member.into()).1,
+            Repr::Table(table) => table.insert_with(member, || member.into()).is_some_and(|(_, added)| added),
             Repr::Ints(_) => false,
         }
     }
@@ -772,7 +783,7 @@ mod tests {
         let mut table: DenseTable<Box<[u8]>> = DenseTable::default();
         for value in 0..200 {
             let member = format!("m{value}");
-            assert!(table.insert_with(member.as_bytes(), || member.as_bytes().into()).1);
+            assert_eq!(table.insert_with(member.as_bytes(), || member.as_bytes().into()), Some((value, true)));
         }
         for value in (0..200).step_by(3) {
             assert!(table.remove(format!("m{value}").as_bytes()).is_some());
@@ -780,6 +791,28 @@ mod tests {
         for value in 0..200 {
             let present = table.position(format!("m{value}").as_bytes()).is_some();
             assert_eq!(present, value % 3 != 0, "member m{value}");
+        }
+        for position in 0..table.len() {
+            assert_eq!(table.position(table.at(position)), Some(position));
+        }
+    }
+
+    #[test]
+    fn a_table_finds_every_entry_after_growing_and_shrinking_many_times() {
+        let mut table: DenseTable<Box<[u8]>> = DenseTable::default();
+        let member = |value: usize| format!("member:{value}").into_bytes();
+        for value in 0..50_000 {
+            assert_eq!(table.insert_with(&member(value), || member(value).into()), Some((value, true)));
+        }
+        for value in 0..50_000 {
+            assert_eq!(table.insert_with(&member(value), || unreachable!("present")), Some((value, false)));
+        }
+        for value in (0..50_000).filter(|value| value % 10 != 0) {
+            assert!(table.remove(&member(value)).is_some(), "member {value}");
+        }
+        assert_eq!(table.len(), 5_000);
+        for value in 0..50_000 {
+            assert_eq!(table.position(&member(value)).is_some(), value % 10 == 0, "member {value}");
         }
         for position in 0..table.len() {
             assert_eq!(table.position(table.at(position)), Some(position));

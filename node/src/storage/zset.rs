@@ -22,6 +22,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 
+use super::index_slot::{IndexHash, IndexSlot};
 use crate::config::Config;
 
 /// The thresholds that decide between the two encodings, taken from the
@@ -854,8 +855,8 @@ fn normalize_zero(score: f64) -> f64 {
 /// keyspace itself uses a fixed one).
 static MEMBER_HASHER: FixedState = FixedState::with_seed(0x7a5e_7000_0000_0001);
 
-fn hash_member(member: &[u8]) -> u64 {
-    MEMBER_HASHER.hash_one(member)
+fn hash_member(member: &[u8]) -> IndexHash {
+    IndexHash::of(MEMBER_HASHER.hash_one(member))
 }
 
 /// A member and its score, at a stable index.
@@ -875,7 +876,7 @@ fn slot_member(slots: &[Slot], id: u32) -> &[u8] {
 struct Indexed {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    table: HashTable<u32>,
+    table: HashTable<IndexSlot>,
     order: Order,
     member_bytes: usize,
 }
@@ -911,7 +912,10 @@ impl Indexed {
 
     fn find_id(&self, member: &[u8]) -> Option<u32> {
         let slots = &self.slots;
-        self.table.find(hash_member(member), |&id| slot_member(slots, id) == member).copied()
+        let hash = hash_member(member);
+        self.table
+            .find(hash.table_hash(), |slot| slot.may_hold(hash) && slot_member(slots, slot.id) == member)
+            .map(|slot| slot.id)
     }
 
     fn score(&self, member: &[u8]) -> Option<f64> {
@@ -952,8 +956,7 @@ impl Indexed {
                 (self.slots.len() - 1) as u32
             }
         };
-        let slots = &self.slots;
-        self.table.insert_unique(hash, id, |&other| hash_member(slot_member(slots, other)));
+        self.table.insert_unique(hash.table_hash(), IndexSlot::new(id, hash), IndexSlot::table_hash);
         id
     }
 
@@ -1013,9 +1016,8 @@ impl Indexed {
 
     /// Drops a slot's member from the hash index and frees the slot.
     fn release(&mut self, id: u32) {
-        let slots = &self.slots;
-        let member = slot_member(slots, id);
-        if let Ok(entry) = self.table.find_entry(hash_member(member), |&other| other == id) {
+        let hash = hash_member(slot_member(&self.slots, id));
+        if let Ok(entry) = self.table.find_entry(hash.table_hash(), |slot| slot.id == id) {
             entry.remove();
         }
         if let Some(member) = self.slots[id as usize].member.take() {
@@ -1049,8 +1051,7 @@ impl Indexed {
             self.free.shrink_to_fit();
         }
         if self.table.capacity() > 4 * self.table.len() + 64 {
-            let slots = &self.slots;
-            self.table.shrink_to_fit(|&id| hash_member(slot_member(slots, id)));
+            self.table.shrink_to_fit(IndexSlot::table_hash);
         }
     }
 
