@@ -461,9 +461,10 @@ impl Hash {
             }
     }
 
-    /// Brings `field`'s slot and bytes into the cache, for a command about
-    /// to look for it (`Database::warm`). A packed hash is one small buffer,
-    /// cached by the key's warming.
+    /// Starts bringing `field`'s slot and entry into the cache for a command
+    /// about to look for it (`Database::warm`); its bytes follow when
+    /// `warm_up` finishes. A packed hash is one small buffer, cached by the
+    /// key's warming.
     pub fn warm<'a>(&'a self, field: &[u8], warm_up: &mut MemberWarmUp<'a>) {
         if let Repr::Table(table) = &self.repr {
             table.warm(field, warm_up);

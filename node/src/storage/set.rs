@@ -508,9 +508,10 @@ impl Set {
             }
     }
 
-    /// Brings `member`'s slot and bytes into the cache, for a command
-    /// about to look for it (`Database::warm`). The integer encoding is
-    /// small enough to be cached already.
+    /// Starts bringing `member`'s slot and entry into the cache for a
+    /// command about to look for it (`Database::warm`); its bytes follow
+    /// when `warm_up` finishes. The integer encoding is small enough to be
+    /// cached already.
     pub fn warm<'a>(&'a self, member: &[u8], warm_up: &mut MemberWarmUp<'a>) {
         if let Repr::Table(table) = &self.repr {
             table.warm(member, warm_up);
