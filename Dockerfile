@@ -28,6 +28,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /build/recipe.json recipe.json
+# The build flags (tokio_unstable, see .cargo/config.toml), so the cooked
+# dependencies match the final build's.
+COPY .cargo .cargo
 RUN cargo chef cook --release --locked --recipe-path recipe.json \
         -p ferrocache-operator -p ferrocache-node --bins
 COPY . .

@@ -55,7 +55,15 @@ fn main() {
         .and_then(|path| std::fs::canonicalize(path).ok())
         .map(|path| path.display().to_string())
         .unwrap_or_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // Connections whose requests arrive together run in arrival order, as
+    // Redis reads them: the LIFO slot would run the last one woken first
+    // (a WATCHing client's EXEC sent just before another client's write
+    // then saw the write 58% of the time). Built with `tokio_unstable`
+    // (.cargo/config.toml).
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    let runtime = match builder
         .worker_threads(config.connection_threads())
         // Scripts run on these threads, and Redis's Lua libraries recurse as
         // C does (cjson nests 1000 deep, results convert to 8000 levels):

@@ -105,3 +105,33 @@ fn blocking_commands_inside_multi_answer_at_once() {
     pair.redis.call(&["MULTI"]);
     pair.same(&["EXEC"]);
 }
+
+/// Requests of two connections that arrive together run in the order they
+/// came, as Redis reads them: an EXEC sent just before another client's
+/// write to the watched key commits. (Redis's own suite relies on it in
+/// "BRPOPLPUSH does not affect WATCH while still blocked"; with tokio's LIFO
+/// slot the node ran the later request first more than half the time.)
+#[test]
+fn requests_of_two_connections_run_in_the_order_they_were_sent() {
+    let pair = Pair::start();
+    for (peer, port) in [("redis", pair.redis_server.port), ("node", pair.node_server.port)] {
+        let mut watcher = RawClient::connect(port);
+        let mut writer = RawClient::connect(port);
+        let mut aborted = 0;
+        for _ in 0..300 {
+            watcher.call(&["WATCH", "watched"]);
+            watcher.call(&["MULTI"]);
+            watcher.call(&["PING"]);
+            // Long enough for the server to go to sleep, so that both
+            // requests wake it together.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            watcher.send(&[b"EXEC"]);
+            writer.send(&[b"SET", b"watched", b"later"]);
+            assert_eq!(writer.read_reply(), Resp::Simple("OK".into()));
+            if watcher.read_reply() == Resp::NilArray {
+                aborted += 1;
+            }
+        }
+        assert_eq!(aborted, 0, "{peer}: EXEC aborted by a write sent after it");
+    }
+}
