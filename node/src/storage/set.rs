@@ -208,8 +208,14 @@ impl<E: TableEntry> DenseTable<E> {
 
     /// Removes the entry with this key.
     pub fn remove(&mut self, key: &[u8]) -> Option<E> {
-        let position = self.position(key)?;
-        Some(self.remove_at(position))
+        let hash = index_hash(key);
+        let entries = &self.entries;
+        let slot = self
+            .index
+            .find_entry(hash.table_hash(), |slot| slot.may_hold(hash) && entries[slot.id as usize].key() == key)
+            .ok()?;
+        let (slot, _) = slot.remove();
+        Some(self.take_out(slot.id as usize))
     }
 
     /// Removes the entry at `position` (`position < len`), moving the last
@@ -219,6 +225,12 @@ impl<E: TableEntry> DenseTable<E> {
         if let Ok(slot) = self.index.find_entry(hash.table_hash(), |slot| slot.id as usize == position) {
             slot.remove();
         }
+        self.take_out(position)
+    }
+
+    /// Takes the entry at `position` out of the vector once its slot is
+    /// gone from the index: the last entry moves into its place.
+    fn take_out(&mut self, position: usize) -> E {
         let removed = self.entries.swap_remove(position);
         self.payload_bytes -= removed.heap_bytes();
         let moved_from = self.entries.len();
