@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # FERROCACHE_BENCH_NODE names another build, to compare two builds of the node against the same Redis.
 NODE_BINARY = Path(os.environ.get("FERROCACHE_BENCH_NODE", ROOT / "target" / "release" / "ferrocache-node"))
 THROUGHPUT_TESTS = ["set", "get", "incr", "lpush", "lpop", "sadd", "hset", "zadd"]
+# The least work a server can do per request. redis-benchmark's rate at it against the node, run
+# right after each pair, is about the most one client process drives on this machine at that
+# moment: a test whose ratio that ceiling caps is set by the client, not the server.
+CEILING_TEST = "ping_mbulk"
 
 
 def free_port() -> int:
@@ -199,6 +203,8 @@ def client_busy_text(runs: dict[str, list[dict[str, float]]]) -> str:
 
 
 def bench_throughput(quick: bool, repeat: int) -> list[Row]:
+    """redis-benchmark against both servers, unpipelined and with `-P 16`, in back-to-back pairs,
+    each followed by the client's ceiling (CEILING_TEST against the node)."""
     rows: list[Row] = []
     requests_plain = 50_000 if quick else 200_000
     requests_pipelined = 200_000 if quick else 1_000_000
@@ -209,6 +215,7 @@ def bench_throughput(quick: bool, repeat: int) -> list[Row]:
             for pipeline in (1, 16):
                 requests = requests_plain if pipeline == 1 else requests_pipelined
                 runs: dict[str, list[dict[str, float]]] = {"redis": [], "node": []}
+                ceilings: list[dict[str, float]] = []
                 # Each attempt runs both servers back to back, alternating which goes first so
                 # neither always meets a warmer machine.
                 for attempt in range(repeat):
@@ -217,17 +224,19 @@ def bench_throughput(quick: bool, repeat: int) -> list[Row]:
                         order.reverse()
                     for name, server in order:
                         runs[name].append(redis_benchmark(server, test, requests, pipeline))
+                    ceilings.append(redis_benchmark(node, CEILING_TEST, requests, pipeline))
                 label = test.upper() + ("" if pipeline == 1 else " -P 16")
                 target = 1.0 if pipeline == 1 else 1.3
                 cpu = medians(runs, "cpu_us")
                 rps = medians(runs, "rps")
                 ratio, low, high = paired(runs, "rps")
+                ceiling, _, _ = paired({"redis": runs["redis"], "node": ceilings}, "rps")
                 rows.append(Row("throughput", f"{label} ops/s", rps["redis"], rps["node"], "ops/s", target,
                                 paired_ratio=ratio,
                                 notes=f"pairs {low:.2f}-{high:.2f}x; server CPU per request: "
                                       f"Redis {cpu['redis']:.2f} us, node {cpu['node']:.2f} us "
                                       f"({cpu['node'] / cpu['redis']:.2f}x); client busy: "
-                                      f"{client_busy_text(runs)}"))
+                                      f"{client_busy_text(runs)}; client ceiling {ceiling:.2f}x"))
                 if pipeline == 1:
                     for key, limit in (("p50", None), ("p99", 1.1)):
                         value = medians(runs, key)
