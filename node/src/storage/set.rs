@@ -13,11 +13,10 @@
 
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
 use smallvec::SmallVec;
 
 use super::hash::Element;
-use super::index_slot::{IndexHash, IndexSlot};
+use super::member_index::{IndexHash, MemberIndex};
 use super::prefetch;
 use crate::util::parse_i64;
 
@@ -61,7 +60,7 @@ impl TableEntry for Box<[u8]> {
 /// look up, warmed in two passes so that no load waits for another.
 ///
 /// A lookup in a [`DenseTable`] is a chain of loads, each needing the one
-/// before: the index's control bytes and slot, the entry, the entry's heap
+/// before: the index's bucket, the entry, the entry's heap
 /// bytes. Looked up one after another, each member stalls on the whole
 /// chain. The first pass ([`DenseTable::warm`]) walks only the index and
 /// prefetches each candidate entry; [`MemberWarmUp::finish`], called after
@@ -74,7 +73,7 @@ pub struct MemberWarmUp<'a> {
 
 impl<'a> MemberWarmUp<'a> {
     /// Candidates beyond this many are not warmed (a pipeline warms 16
-    /// commands at a time; a hash collision adds a candidate now and then).
+    /// commands at a time, each with at most one candidate per member).
     const CAPACITY: usize = 32;
 
     fn push(&mut self, entry: &'a dyn TableEntry) {
@@ -103,7 +102,7 @@ fn index_hash(key: &[u8]) -> IndexHash {
 }
 
 /// A hash table whose entries live in one dense vector, indexed by a
-/// `hashbrown` table of positions.
+/// [`MemberIndex`] of positions (which grows a few buckets at a time).
 ///
 /// Removal swaps the last entry into the hole, so the vector stays dense:
 /// a uniformly random member is one `fastrand` call away (SPOP, SRANDMEMBER,
@@ -116,14 +115,14 @@ fn index_hash(key: &[u8]) -> IndexHash {
 #[derive(Debug, Clone, Default)]
 pub struct DenseTable<E> {
     entries: Vec<E>,
-    index: HashTable<IndexSlot>,
+    index: MemberIndex,
     /// Sum of the entries' `heap_bytes`, kept so heap_size is O(1).
     payload_bytes: usize,
 }
 
 impl<E: TableEntry> DenseTable<E> {
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { entries: Vec::with_capacity(capacity), index: HashTable::with_capacity(capacity), payload_bytes: 0 }
+        Self { entries: Vec::with_capacity(capacity), index: MemberIndex::with_capacity(capacity), payload_bytes: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -138,9 +137,7 @@ impl<E: TableEntry> DenseTable<E> {
     pub fn position(&self, key: &[u8]) -> Option<usize> {
         let entries = &self.entries;
         let hash = index_hash(key);
-        self.index
-            .find(hash.table_hash(), |slot| slot.may_hold(hash) && entries[slot.id as usize].key() == key)
-            .map(|slot| slot.id as usize)
+        self.index.find(hash, |id| entries[id as usize].key() == key).map(|id| id as usize)
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&E> {
@@ -148,20 +145,17 @@ impl<E: TableEntry> DenseTable<E> {
     }
 
     /// The first pass of a [`MemberWarmUp`]: walks the index for `key` and
-    /// prefetches every entry whose slot could hold it, without reading one.
+    /// prefetches the entry whose slot could hold it, without reading it.
     pub fn warm<'a>(&'a self, key: &[u8], warm_up: &mut MemberWarmUp<'a>)
     where
         E: 'a,
     {
         let entries = &self.entries;
         let hash = index_hash(key);
-        self.index.find(hash.table_hash(), |slot| {
-            if let Some(entry) = entries.get(slot.id as usize).filter(|_| slot.may_hold(hash)) {
-                prefetch(std::ptr::from_ref(entry).cast());
-                warm_up.push(entry);
-            }
-            false
-        });
+        if let Some(entry) = self.index.candidate(hash).and_then(|id| entries.get(id as usize)) {
+            prefetch(std::ptr::from_ref(entry).cast());
+            warm_up.push(entry);
+        }
     }
 
     /// The entry at a position (`position < len`).
@@ -176,27 +170,24 @@ impl<E: TableEntry> DenseTable<E> {
 
     /// Adds `make()` under `key` unless the key is present; returns the
     /// entry's position and whether it was added, or `None` for a new key
-    /// when the table already holds 2^32 - 1 entries (see [`IndexSlot`]).
-    /// `make` must build an entry whose key is `key`.
+    /// when the table already holds 2^32 - 1 entries (an index's ids are
+    /// `u32`; Redis documents the same limit for sets and hashes). `make`
+    /// must build an entry whose key is `key`.
     pub fn insert_with(&mut self, key: &[u8], make: impl FnOnce() -> E) -> Option<(usize, bool)> {
         let hash = index_hash(key);
         let entries = &self.entries;
-        let slot = self.index.entry(
-            hash.table_hash(),
-            |slot| slot.may_hold(hash) && entries[slot.id as usize].key() == key,
-            IndexSlot::table_hash,
-        );
-        match slot {
-            hashbrown::hash_table::Entry::Occupied(occupied) => Some((occupied.get().id as usize, false)),
-            hashbrown::hash_table::Entry::Vacant(vacant) => {
-                let position = u32::try_from(self.entries.len()).ok().filter(|&position| position < u32::MAX)?;
-                vacant.insert(IndexSlot::new(position, hash));
-                let entry = make();
-                self.payload_bytes += entry.heap_bytes();
-                self.entries.push(entry);
-                Some((position as usize, true))
-            }
+        let next = entries.len();
+        let (id, added) = self.index.find_or_insert(
+            hash,
+            |id| entries[id as usize].key() == key,
+            || u32::try_from(next).ok().filter(|&position| position < u32::MAX),
+        )?;
+        if added {
+            let entry = make();
+            self.payload_bytes += entry.heap_bytes();
+            self.entries.push(entry);
         }
+        Some((id as usize, added))
     }
 
     /// Replaces the entry at `position` with one that has the same key.
@@ -210,21 +201,15 @@ impl<E: TableEntry> DenseTable<E> {
     pub fn remove(&mut self, key: &[u8]) -> Option<E> {
         let hash = index_hash(key);
         let entries = &self.entries;
-        let slot = self
-            .index
-            .find_entry(hash.table_hash(), |slot| slot.may_hold(hash) && entries[slot.id as usize].key() == key)
-            .ok()?;
-        let (slot, _) = slot.remove();
-        Some(self.take_out(slot.id as usize))
+        let id = self.index.remove(hash, |id| entries[id as usize].key() == key)?;
+        Some(self.take_out(id as usize))
     }
 
     /// Removes the entry at `position` (`position < len`), moving the last
     /// entry into its place.
     pub fn remove_at(&mut self, position: usize) -> E {
         let hash = index_hash(self.entries[position].key());
-        if let Ok(slot) = self.index.find_entry(hash.table_hash(), |slot| slot.id as usize == position) {
-            slot.remove();
-        }
+        self.index.remove(hash, |id| id as usize == position);
         self.take_out(position)
     }
 
@@ -236,22 +221,19 @@ impl<E: TableEntry> DenseTable<E> {
         let moved_from = self.entries.len();
         if position < moved_from {
             let moved_hash = index_hash(self.entries[position].key());
-            if let Some(slot) = self.index.find_mut(moved_hash.table_hash(), |slot| slot.id as usize == moved_from) {
-                // Positions below the last one fit, as the last one did.
-                slot.id = position as u32;
-            }
+            // Positions below the last one fit in a u32, as the last one did.
+            self.index.change_id(moved_hash, moved_from as u32, position as u32);
         }
         self.shrink_if_sparse();
         removed
     }
 
-    /// Gives memory back once three quarters of the capacity is unused, as
-    /// Redis resizes a dict that falls under 10% fill.
+    /// Gives the vector's memory back once three quarters of its capacity
+    /// is unused (the index shrinks by itself).
     fn shrink_if_sparse(&mut self) {
         let capacity = self.entries.capacity();
         if capacity > 64 && self.entries.len() < capacity / 4 {
             self.entries.shrink_to(self.entries.len() * 2);
-            self.index.shrink_to(self.entries.len() * 2, IndexSlot::table_hash);
         }
     }
 

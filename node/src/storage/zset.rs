@@ -19,10 +19,9 @@ use std::cmp::Ordering;
 use std::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
-use hashbrown::HashTable;
 use smallvec::SmallVec;
 
-use super::index_slot::{IndexHash, IndexSlot};
+use super::member_index::{IndexHash, MemberIndex};
 use crate::config::Config;
 
 /// The thresholds that decide between the two encodings, taken from the
@@ -876,15 +875,18 @@ fn slot_member(slots: &[Slot], id: u32) -> &[u8] {
 struct Indexed {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    table: HashTable<IndexSlot>,
+    table: MemberIndex,
     order: Order,
     member_bytes: usize,
 }
 
 impl Indexed {
     fn from_sorted(pairs: Vec<(Vec<u8>, f64)>) -> Self {
-        let mut indexed = Indexed { slots: Vec::with_capacity(pairs.len()), ..Default::default() };
-        indexed.table.reserve(pairs.len(), |_| 0);
+        let mut indexed = Indexed {
+            slots: Vec::with_capacity(pairs.len()),
+            table: MemberIndex::with_capacity(pairs.len()),
+            ..Default::default()
+        };
         let mut keys = Vec::with_capacity(pairs.len());
         for (member, score) in pairs {
             let id = indexed.allocate_slot(member.into_boxed_slice(), score);
@@ -913,9 +915,7 @@ impl Indexed {
     fn find_id(&self, member: &[u8]) -> Option<u32> {
         let slots = &self.slots;
         let hash = hash_member(member);
-        self.table
-            .find(hash.table_hash(), |slot| slot.may_hold(hash) && slot_member(slots, slot.id) == member)
-            .map(|slot| slot.id)
+        self.table.find(hash, |id| slot_member(slots, id) == member)
     }
 
     fn score(&self, member: &[u8]) -> Option<f64> {
@@ -956,7 +956,7 @@ impl Indexed {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.table.insert_unique(hash.table_hash(), IndexSlot::new(id, hash), IndexSlot::table_hash);
+        self.table.insert_unique(hash, id);
         id
     }
 
@@ -1017,9 +1017,7 @@ impl Indexed {
     /// Drops a slot's member from the hash index and frees the slot.
     fn release(&mut self, id: u32) {
         let hash = hash_member(slot_member(&self.slots, id));
-        if let Ok(entry) = self.table.find_entry(hash.table_hash(), |slot| slot.id == id) {
-            entry.remove();
-        }
+        self.table.remove(hash, |slot| slot == id);
         if let Some(member) = self.slots[id as usize].member.take() {
             self.member_bytes -= member.len();
         }
@@ -1038,7 +1036,7 @@ impl Indexed {
     /// Gives memory back after removals, in amortized O(1): trims free
     /// slots at the end of the slab (slots in use never move, which keeps
     /// SCAN cursors valid), rebuilds the free list once stale ids outnumber
-    /// the slab, and shrinks the slab and hash table after they halve.
+    /// the slab, and shrinks the slab after it halves (the index shrinks by itself).
     fn compact_if_sparse(&mut self) {
         while self.slots.last().is_some_and(|slot| slot.member.is_none()) {
             self.slots.pop();
@@ -1049,9 +1047,6 @@ impl Indexed {
         if self.slots.capacity() > 2 * self.slots.len() + 64 {
             self.slots.shrink_to_fit();
             self.free.shrink_to_fit();
-        }
-        if self.table.capacity() > 4 * self.table.len() + 64 {
-            self.table.shrink_to_fit(IndexSlot::table_hash);
         }
     }
 
