@@ -12,6 +12,7 @@
 //! converts when an insertion breaks either limit and never converts back,
 //! like Redis.
 
+use super::chunked;
 use super::set::{DenseTable, MemberWarmUp, TableEntry};
 use crate::config::Config;
 
@@ -582,7 +583,7 @@ impl Hash {
     pub fn iter(&self) -> HashIter<'_> {
         match &self.repr {
             Repr::Packed(bytes) => HashIter::Packed(Entries::new(bytes)),
-            Repr::Table(table) => HashIter::Table(table.entries().iter()),
+            Repr::Table(table) => HashIter::Table(table.iter()),
         }
     }
 
@@ -616,7 +617,7 @@ impl Hash {
 #[derive(Debug, Clone)]
 pub enum HashIter<'a> {
     Packed(Entries<'a>),
-    Table(std::slice::Iter<'a, PairBox>),
+    Table(chunked::Iter<'a, PairBox>),
 }
 
 impl<'a> Iterator for HashIter<'a> {

@@ -8,6 +8,7 @@
 
 pub mod blocking;
 pub mod capture;
+pub mod chunked;
 pub mod db;
 pub mod evict;
 pub mod expire;

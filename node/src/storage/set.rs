@@ -15,6 +15,7 @@ use std::hash::BuildHasher;
 
 use smallvec::SmallVec;
 
+use super::chunked::{self, ChunkedVec};
 use super::hash::Element;
 use super::member_index::{IndexHash, MemberIndex};
 use super::prefetch;
@@ -114,7 +115,7 @@ fn index_hash(key: &[u8]) -> IndexHash {
 /// then returned again at worst, never skipped).
 #[derive(Debug, Clone, Default)]
 pub struct DenseTable<E> {
-    entries: Vec<E>,
+    entries: ChunkedVec<E>,
     index: MemberIndex,
     /// Sum of the entries' `heap_bytes`, kept so heap_size is O(1).
     payload_bytes: usize,
@@ -122,7 +123,11 @@ pub struct DenseTable<E> {
 
 impl<E: TableEntry> DenseTable<E> {
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { entries: Vec::with_capacity(capacity), index: MemberIndex::with_capacity(capacity), payload_bytes: 0 }
+        Self {
+            entries: ChunkedVec::with_capacity(capacity),
+            index: MemberIndex::with_capacity(capacity),
+            payload_bytes: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -164,8 +169,8 @@ impl<E: TableEntry> DenseTable<E> {
     }
 
     /// Entries in position order.
-    pub fn entries(&self) -> &[E] {
-        &self.entries
+    pub fn iter(&self) -> chunked::Iter<'_, E> {
+        self.entries.iter()
     }
 
     /// Adds `make()` under `key` unless the key is present; returns the
@@ -233,7 +238,7 @@ impl<E: TableEntry> DenseTable<E> {
     fn shrink_if_sparse(&mut self) {
         let capacity = self.entries.capacity();
         if capacity > 64 && self.entries.len() < capacity / 4 {
-            self.entries.shrink_to(self.entries.len() * 2);
+            self.entries.shrink_to_fit();
         }
     }
 
@@ -658,7 +663,7 @@ impl Set {
         self.len() <= intset_limit(max_intset_entries)
             && match &self.repr {
                 Repr::Ints(_) => true,
-                Repr::Table(table) => table.entries().iter().all(|member| parse_i64(member).is_some()),
+                Repr::Table(table) => table.iter().all(|member| parse_i64(member).is_some()),
             }
     }
 

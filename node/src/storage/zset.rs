@@ -21,6 +21,7 @@ use std::hash::BuildHasher;
 use foldhash::fast::FixedState;
 use smallvec::SmallVec;
 
+use super::chunked::ChunkedVec;
 use super::member_index::{IndexHash, MemberIndex};
 use crate::config::Config;
 
@@ -866,14 +867,14 @@ struct Slot {
     score: f64,
 }
 
-fn slot_member(slots: &[Slot], id: u32) -> &[u8] {
+fn slot_member(slots: &ChunkedVec<Slot>, id: u32) -> &[u8] {
     slots.get(id as usize).and_then(|slot| slot.member.as_deref()).unwrap_or(&[])
 }
 
 /// The big encoding: slab of members, hash index, and rank-ordered keys.
 #[derive(Debug, Clone, Default)]
 struct Indexed {
-    slots: Vec<Slot>,
+    slots: ChunkedVec<Slot>,
     free: Vec<u32>,
     table: MemberIndex,
     order: Order,
@@ -883,7 +884,7 @@ struct Indexed {
 impl Indexed {
     fn from_sorted(pairs: Vec<(Vec<u8>, f64)>) -> Self {
         let mut indexed = Indexed {
-            slots: Vec::with_capacity(pairs.len()),
+            slots: ChunkedVec::with_capacity(pairs.len()),
             table: MemberIndex::with_capacity(pairs.len()),
             ..Default::default()
         };
