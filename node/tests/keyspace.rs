@@ -23,6 +23,57 @@ fn existence_deletion_and_types_match_redis() {
     ]);
 }
 
+/// A hash, a set and a sorted set big enough to be freed in the background
+/// (over 64 elements in their table encodings), and a small list.
+fn fill_big_values(pair: &mut Pair) {
+    for chunk in 0..20 {
+        let fields: Vec<String> = (chunk * 100..(chunk + 1) * 100).map(|field| format!("f{field}")).collect();
+        let mut hset = vec!["HSET", "big:hash"];
+        let mut sadd = vec!["SADD", "big:set"];
+        let mut zadd = vec!["ZADD", "big:zset"];
+        for field in &fields {
+            hset.extend([field.as_str(), "value"]);
+            sadd.push(field.as_str());
+            zadd.extend(["1.5", field.as_str()]);
+        }
+        pair.same(&hset);
+        pair.same(&sadd);
+        pair.same(&zadd);
+    }
+    pair.same(&["RPUSH", "small:list", "a", "b"]);
+}
+
+/// Pending background frees on the node, from INFO memory.
+fn lazyfree_pending(client: &mut RawClient) -> i64 {
+    let info = client.call(&["INFO", "memory"]).bulk_str().expect("INFO text");
+    info.lines()
+        .find_map(|line| line.strip_prefix("lazyfree_pending_objects:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("lazyfree_pending_objects in INFO memory")
+}
+
+#[test]
+fn unlink_and_lazy_del_free_big_values_in_the_background_with_redis_replies() {
+    let mut pair = Pair::start();
+    fill_big_values(&mut pair);
+    pair.script(&[
+        &["UNLINK", "big:hash", "small:list", "missing"],
+        &["EXISTS", "big:hash", "small:list"],
+        &["CONFIG", "SET", "lazyfree-lazy-user-del", "yes"],
+        &["DEL", "big:set", "big:zset"],
+        &["DBSIZE"],
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lazyfree_pending(&mut pair.node) != 0 {
+        assert!(std::time::Instant::now() < deadline, "the background frees never finished");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The freed keys can be written again at once.
+    fill_big_values(&mut pair);
+    pair.same(&["HLEN", "big:hash"]);
+    pair.same(&["ZCARD", "big:zset"]);
+}
+
 #[test]
 fn rename_copy_and_move_match_redis() {
     let mut pair = Pair::start();

@@ -4,6 +4,7 @@
 use super::flags::*;
 use super::{arg_i64, is, CmdError, CmdResult, Command, Ctx};
 use crate::storage::db::SHARD_COUNT;
+use crate::storage::lazyfree;
 use crate::storage::{Entry, Key, ValueType, NO_EXPIRE};
 use crate::util::glob_match;
 
@@ -37,13 +38,19 @@ pub static COMMANDS: &[Command] = &[
     Command::new("object", -2, READONLY, (2, 2, 1), object),
 ];
 
+/// DEL and UNLINK: UNLINK (and DEL under `lazyfree-lazy-user-del yes`)
+/// frees big values in the background.
 fn del(ctx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = ctx.client.db;
+    let lazy = args[0].eq_ignore_ascii_case(b"unlink") || ctx.store.config.lazyfree_lazy_user_del;
     let mut removed = 0;
     for key in &args[1..] {
-        if ctx.store.remove(db, key).is_some() {
+        if let Some(entry) = ctx.store.remove(db, key) {
             ctx.store.touch_key(db, key);
             removed += 1;
+            if lazy {
+                lazyfree::free_value(entry.value);
+            }
         }
     }
     ctx.reply.int(removed);

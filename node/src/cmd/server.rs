@@ -242,11 +242,12 @@ pub fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let ratio = if used == 0 { 0.0 } else { rss as f64 / used as f64 };
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_dataset:{used}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{ratio:.2}\r\nmem_allocator:jemalloc\r\nlazyfree_pending_objects:0\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_dataset:{used}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{ratio:.2}\r\nmem_allocator:jemalloc\r\nlazyfree_pending_objects:{}\r\n\r\n",
             human_bytes(used),
             human_bytes(rss),
             human_bytes(maxmemory),
             store.config.maxmemory_policy.name(),
+            crate::storage::lazyfree::pending(),
         );
     }
     if wanted("persistence") {

@@ -466,6 +466,11 @@ impl List {
         list
     }
 
+    /// Nodes (buffers) the list is kept in.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

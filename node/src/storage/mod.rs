@@ -13,6 +13,7 @@ pub mod db;
 pub mod evict;
 pub mod expire;
 pub mod hash;
+pub mod lazyfree;
 pub mod list;
 pub mod member_index;
 pub mod set;
@@ -351,7 +352,7 @@ impl Store {
         let old = self.dbs[db].clear();
         match self.capture.as_mut() {
             Some(capture) => capture.freeze(db, old),
-            None => drop_in_background(old),
+            None => lazyfree::free_in_background(old),
         }
     }
 
@@ -393,13 +394,6 @@ impl Store {
             self.flush_db(db);
         }
     }
-}
-
-/// Frees a large structure off the command path, as lazyfree does.
-pub fn drop_in_background<T: Send + 'static>(value: T) {
-    // If no thread can be started the closure, and the value with it, is
-    // dropped right here, which is still correct.
-    let _ = std::thread::Builder::new().name("lazyfree".into()).spawn(move || drop(value));
 }
 
 /// Wraps a store for sharing between tasks.

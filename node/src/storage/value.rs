@@ -110,6 +110,20 @@ impl Value {
         }
     }
 
+    /// How many allocations freeing the value frees, counted as Redis's
+    /// `lazyfreeGetFreeEffort` counts them: a list's nodes, a hash table's
+    /// or a skiplist's elements, and 1 for anything packed in one buffer.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::Int(_) | Value::Str(_) => 1,
+            Value::List(list) => list.node_count(),
+            Value::Hash(hash) if hash.encoding() == "hashtable" => hash.len(),
+            Value::Set(set) if set.encoding() == "hashtable" => set.len(),
+            Value::SortedSet(zset) if zset.encoding() == "skiplist" => zset.len(),
+            Value::Hash(_) | Value::Set(_) | Value::SortedSet(_) => 1,
+        }
+    }
+
     /// Approximate heap bytes owned by the value, used for eviction estimates
     /// and the snapshot method's copy-on-write estimate.
     pub fn heap_size(&self) -> usize {
