@@ -63,6 +63,11 @@ fn main() {
     // (.cargo/config.toml).
     #[cfg(tokio_unstable)]
     builder.disable_lifo_slot();
+    #[cfg(not(tokio_unstable))]
+    tracing::warn!(
+        "built without --cfg tokio_unstable (a RUSTFLAGS variable replaces .cargo/config.toml's flags): \
+         requests of different connections may run out of arrival order"
+    );
     let runtime = match builder
         .worker_threads(config.connection_threads())
         // Scripts run on these threads, and Redis's Lua libraries recurse as
