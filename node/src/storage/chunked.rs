@@ -30,12 +30,31 @@ fn locate(position: usize) -> (usize, usize) {
     (chunk, position & (chunk_len(chunk) - 1))
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ChunkedVec<E> {
     /// Every chunk but the last holding elements is full; each has the
     /// capacity `chunk_len` gives, and may be followed by empty ones.
     chunks: Vec<Vec<E>>,
     len: usize,
+}
+
+/// A clone has the same chunks, each with its full capacity (a derived
+/// clone would give the last one only its length, and the next push would
+/// move it).
+impl<E: Clone> Clone for ChunkedVec<E> {
+    fn clone(&self) -> Self {
+        let chunks = self
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(index, chunk)| {
+                let mut copy = Vec::with_capacity(chunk_len(index));
+                copy.extend_from_slice(chunk);
+                copy
+            })
+            .collect();
+        Self { chunks, len: self.len }
+    }
 }
 
 impl<E> Default for ChunkedVec<E> {
@@ -226,6 +245,10 @@ mod tests {
         chunked.push(300);
         assert_eq!(chunked[300], 300);
         let mut empty = chunked.clone();
+        assert_eq!(empty.capacity(), chunked.capacity());
+        let last: *const u32 = &empty[300];
+        empty.push(301);
+        assert!(std::ptr::eq(last, &empty[300]), "a clone's last chunk has room");
         while empty.pop().is_some() {}
         empty.shrink_to_fit();
         assert_eq!(empty.capacity(), 0);
