@@ -15,7 +15,7 @@ use std::ops::{Index, IndexMut};
 /// log2 of the first chunks' length.
 const FIRST_CHUNK_BITS: u32 = 6;
 /// Elements in each of the first two chunks.
-pub const FIRST_CHUNK: usize = 1 << FIRST_CHUNK_BITS;
+const FIRST_CHUNK: usize = 1 << FIRST_CHUNK_BITS;
 
 /// Elements chunk `chunk` holds.
 fn chunk_len(chunk: usize) -> usize {
@@ -124,11 +124,6 @@ impl<E> ChunkedVec<E> {
     pub fn get(&self, position: usize) -> Option<&E> {
         let (chunk, offset) = locate(position);
         self.chunks.get(chunk)?.get(offset)
-    }
-
-    pub fn get_mut(&mut self, position: usize) -> Option<&mut E> {
-        let (chunk, offset) = locate(position);
-        self.chunks.get_mut(chunk)?.get_mut(offset)
     }
 
     pub fn last(&self) -> Option<&E> {

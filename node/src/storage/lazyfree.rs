@@ -15,7 +15,7 @@ use super::value::Value;
 
 /// Redis's `LAZYFREE_THRESHOLD`: values that free more allocations than
 /// this are freed in the background.
-pub const THRESHOLD: usize = 64;
+const THRESHOLD: usize = 64;
 
 type Garbage = Box<dyn Send>;
 
